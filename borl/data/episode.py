@@ -1,0 +1,60 @@
+"""One episode of experience and where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where an episode came from, so every transition in a run can be traced to the policy that made it.
+
+    source: "demo" (D0), "rollout" (autonomous collection), "robot" (ingested recording) or "import".
+    iteration: the loop iteration whose batch holds it (0 for D0).
+    index: the episode's index within its batch; with (source, iteration) it names the episode uniquely.
+    checkpoint: the checkpoint that acted, e.g. "iter_2"; None for demonstrations.
+    seed: the seed that made the episode (environment reset and action sampling).
+    noise: the OU noise sigma used while acting (0.0 for none).
+    """
+
+    source: str
+    iteration: int
+    index: int
+    checkpoint: str | None = None
+    seed: int | None = None
+    noise: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Episode:
+    """A trajectory of T transitions, with flat float32 observations in the task's key order.
+
+    observations has T+1 rows: the last one is the observation after the final action.
+    terminated is True when the last transition ended in a terminal state (success with
+    terminate-on-success): the critic must not bootstrap past it. A time-out is not terminal.
+    states optionally holds the simulator's flattened state before each action (robomimic's "states").
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: bool
+    success: bool
+    lineage: Lineage
+    states: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        t = len(self.actions)
+        if self.observations.shape[0] != t + 1 or self.rewards.shape != (t,):
+            raise ValueError(
+                f"episode shapes disagree: {self.observations.shape[0]} observations, "
+                f"{t} actions, {self.rewards.shape[0]} rewards (need T+1, T, T)"
+            )
+
+    def __len__(self) -> int:
+        return len(self.actions)

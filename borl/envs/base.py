@@ -1,0 +1,52 @@
+"""What a task is: its sizes, its environment and its scripted expert."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class TaskEnv(Protocol):
+    """A single environment with gymnasium's step convention and flat float32 observations."""
+
+    def reset(self, seed: int) -> np.ndarray: ...
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Returns (obs, reward, terminated, truncated, info); info["success"] is a bool."""
+        ...
+
+    def sim_state(self) -> np.ndarray:
+        """The simulator's flattened state (robomimic's "states" row)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Expert(Protocol):
+    """A scripted controller that acts from the environment's privileged state."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task's fixed facts.
+
+    obs_keys lists (robomimic key, size); flat observations concatenate them in this order.
+    default_demos is the D0 size at which the recipe's pi0 succeeds 30-65% of the time.
+    """
+
+    name: str
+    description: str
+    obs_keys: tuple[tuple[str, int], ...]
+    act_dim: int
+    horizon: int
+    default_demos: int
+    demo_noise: float
+    env_name: str
+
+    @property
+    def obs_dim(self) -> int:
+        return sum(size for _, size in self.obs_keys)

@@ -1,0 +1,105 @@
+"""The deployable agent: normaliser, policy, optional critic and extraction, saved as one checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from borl.config import ExtractionConfig, RunConfig
+from borl.critics.iql import IQLCritic
+from borl.data.normalization import Normalizer
+from borl.errors import BorlError
+from borl.extraction.implicit import best_of_n
+from borl.policies.diffusion import DiffusionPolicy
+
+
+class Agent:
+    """What acts in the world: pi (and Q when the algorithm has one) behind the data's normalisation."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        obs_dim: int,
+        act_dim: int,
+        normalizer: Normalizer,
+        device: str = "cpu",
+    ) -> None:
+        self.config = config
+        self.obs_dim = obs_dim
+        self.act_dim = act_dim
+        self.normalizer = normalizer
+        self.device = torch.device(device)
+        self.policy = DiffusionPolicy(obs_dim, act_dim, config.policy, device=device)
+        self.critic = IQLCritic(obs_dim, act_dim, config.critic, device=device) if config.uses_critic else None
+
+    @property
+    def extraction(self) -> ExtractionConfig:
+        return self.config.extraction
+
+    def act(
+        self, obs: np.ndarray, generators: list[torch.Generator], extract: bool = True
+    ) -> np.ndarray:
+        """Actions in the environment's units for a batch of observations, one generator per row.
+
+        Each row's randomness comes only from its own generator, so an episode is reproducible from its
+        seed whatever other episodes share the batch. extract=False takes one plain policy sample (the
+        policy without extraction, for comparison).
+        """
+        implicit = extract and self.extraction.kind == "implicit"
+        n = self.extraction.candidates if implicit else 1
+        shape = self.policy.noise_shape(n)
+        noise = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(self.device)
+        obs_t = torch.as_tensor(self.normalizer.normalize_obs(obs), device=self.device)
+        candidates = self.policy.sample(obs_t, noise)
+        if implicit:
+            uniforms = torch.stack([torch.rand((), generator=g) for g in generators]).to(self.device)
+            chosen = best_of_n(
+                candidates, obs_t, self.critic, temperature=self.extraction.temperature, uniforms=uniforms
+            )
+        else:
+            chosen = candidates[:, 0]
+        return self.normalizer.denormalize_actions(chosen.cpu().numpy())
+
+    def save(self, directory: Path) -> None:
+        """Write the checkpoint atomically: a directory that exists is complete."""
+        tmp = directory.with_name(f".{directory.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        state = {"policy": self.policy.state_dict()}
+        if self.critic is not None:
+            state["critic"] = self.critic.state_dict()
+        torch.save(state, tmp / "weights.pt")
+        meta = {"obs_dim": self.obs_dim, "act_dim": self.act_dim, "normalizer": self.normalizer.state_dict()}
+        (tmp / "agent.json").write_text(json.dumps(meta))
+        (tmp / "config.json").write_text(json.dumps(asdict(self.config)))
+        for path in tmp.iterdir():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+
+    @classmethod
+    def load(cls, directory: Path, config: RunConfig, device: str = "cpu") -> Agent:
+        try:
+            meta = json.loads((directory / "agent.json").read_text())
+            state = torch.load(directory / "weights.pt", map_location=device, weights_only=True)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise BorlError(f"cannot load checkpoint {directory}: {error}") from None
+        agent = cls(
+            config,
+            meta["obs_dim"],
+            meta["act_dim"],
+            Normalizer.from_state_dict(meta["normalizer"]),
+            device=device,
+        )
+        agent.policy.load_state_dict(state["policy"])
+        if agent.critic is not None:
+            agent.critic.load_state_dict(state["critic"])
+        return agent

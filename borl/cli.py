@@ -1,0 +1,103 @@
+"""The `borl` command: parse arguments, build a config, call the library. Errors are one line."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from borl.errors import BorlError
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} (got {value})")
+        return value
+
+    return parse
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (got {text})")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="borl", description="Batch online RL for robot manipulation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("tasks", help="list tasks")
+
+    demos = sub.add_parser("demos", help="scripted-expert demonstrations in robomimic HDF5 layout")
+    demos.add_argument("task")
+    demos.add_argument("--episodes", type=_count(1), required=True, help="successful demos to keep")
+    demos.add_argument("--out", type=Path, required=True)
+    demos.add_argument("--seed", type=int, default=0)
+    demos.add_argument("--noise", type=_nonnegative_float, help="expert action noise (task default if unset)")
+
+    run = sub.add_parser("run", help="batch online RL: D0, then iterations of collect and retrain")
+    run.add_argument("task")
+    run.add_argument("--algo", default="recipe", help="preset: recipe, il, filtered-il")
+    run.add_argument("--dataset", help="robomimic HDF5 demonstrations (default: made by the scripted expert)")
+    run.add_argument("--demos", type=_count(1), help="D0 size (default: the task's)")
+    run.add_argument("--iterations", type=_count(0))
+    run.add_argument("--rollouts", type=_count(0), help="rollouts M per iteration")
+    run.add_argument("--eval-episodes", type=_count(1))
+    run.add_argument("--seed", type=int)
+    run.add_argument("--workers", type=_count(1), help="collection processes")
+    run.add_argument("--backend", choices=["local"])
+    run.add_argument("--ou-sigma", type=_nonnegative_float, help="OU noise during collection (0 = off)")
+    run.add_argument("--candidates", type=_count(1), help="best-of-N candidates for implicit extraction")
+    run.add_argument("--horizon", type=_count(1), help="episode length limit (default: the task's)")
+    run.add_argument("--device", choices=["cpu", "cuda"])
+    run.add_argument("--quick", action="store_true", help="the smallest settings: a one-minute check")
+    run.add_argument("--out", type=Path, help="run directory (default: runs/TASK-ALGO-seedS)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    resume = sub.add_parser("resume", help="continue an interrupted run where it stopped")
+    resume.add_argument("dir", type=Path)
+    resume.add_argument("--quiet", action="store_true")
+
+    evaluate = sub.add_parser("eval", help="evaluate a run's checkpoint")
+    evaluate.add_argument("dir", type=Path)
+    evaluate.add_argument("--iteration", type=_count(0), help="default: the latest")
+    evaluate.add_argument("--episodes", type=_count(1), default=50)
+    evaluate.add_argument("--seed", type=int, default=12345)
+
+    plot = sub.add_parser("plot", help="redraw the figures of run directories")
+    plot.add_argument("dirs", type=Path, nargs="+")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except BorlError as error:
+        print(f"borl: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("borl: interrupted (resume with `borl resume DIR`)", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from borl import commands
+
+    handler = getattr(commands, args.command)
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

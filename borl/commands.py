@@ -1,0 +1,161 @@
+"""What each `borl` subcommand does, given its parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from borl.config import build_config
+from borl.errors import BorlError
+
+console = Console()
+
+
+def tasks(args: argparse.Namespace) -> int:
+    from borl.envs.registry import list_tasks
+
+    table = Table(title="borl tasks")
+    for column in ("task", "obs", "action", "horizon", "demo source", "default D0", "description"):
+        table.add_column(column)
+    for task in list_tasks():
+        s = task.spec
+        table.add_row(
+            s.name, str(s.obs_dim), str(s.act_dim), str(s.horizon), "scripted expert", str(s.default_demos),
+            s.description,
+        )
+    console.print(table)
+    return 0
+
+
+def demos(args: argparse.Namespace) -> int:
+    from borl.data.robomimic import write_robomimic
+    from borl.envs.demos import collect_demos
+    from borl.envs.registry import get_task
+
+    task = get_task(args.task)
+    episodes, attempts = collect_demos(task, args.episodes, seed=args.seed, noise=args.noise)
+    write_robomimic(args.out, episodes, task.spec)
+    steps = sum(len(e) for e in episodes)
+    print(
+        f"wrote {len(episodes)} successful demonstrations ({steps} steps) to {args.out} "
+        f"in {attempts} attempts ({len(episodes) / attempts:.0%} expert success)"
+    )
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from borl.loop import Run
+
+    config = build_config(
+        algo=args.algo,
+        quick=args.quick,
+        task=args.task,
+        dataset=args.dataset,
+        demos=args.demos,
+        iterations=args.iterations,
+        rollouts=args.rollouts,
+        eval_episodes=args.eval_episodes,
+        seed=args.seed,
+        workers=args.workers,
+        backend=args.backend,
+        ou_sigma=args.ou_sigma,
+        horizon=args.horizon,
+        device=args.device,
+        extraction={"candidates": args.candidates} if args.candidates else {},
+    )
+    _check_task_and_device(config)
+    out = args.out or Path("runs") / f"{config.task}-{config.algo}-seed{config.seed}{'-quick' if config.quick else ''}"
+    run = Run.create(out, config)
+    console.print(f"run directory: [bold]{out}[/bold]")
+    return _finish(run, quiet=args.quiet)
+
+
+def resume(args: argparse.Namespace) -> int:
+    from borl.loop import Run
+
+    run = Run.open(args.dir)
+    done = run.completed_iterations()
+    console.print(f"resuming {args.dir}: {len(done)} of {run.config.iterations + 1} iterations done")
+    return _finish(run, quiet=args.quiet)
+
+
+def _check_task_and_device(config) -> None:
+    from borl.envs.registry import get_task
+
+    get_task(config.task)
+    if config.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BorlError("--device cuda asked for, but PyTorch sees no CUDA device")
+
+
+def _finish(run, quiet: bool) -> int:
+    rows = run.execute(progress=not quiet)
+    _summary(rows, run.directory)
+    return 0
+
+
+def _percent(value: float, stderr: float | None = None) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.0%}" + (f" ± {stderr:.0%}" if stderr is not None and not math.isnan(stderr) else "")
+
+
+def _summary(rows: list[dict], directory: Path) -> None:
+    table = Table(title=f"{directory}")
+    for column in ("iter", "eval success", "policy only", "rollout success", "rollouts", "train s", "collect s", "eval s"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(
+            str(r["iteration"]),
+            _percent(r["eval_success_rate"], r["eval_stderr"]),
+            _percent(r["policy_only_success_rate"], r["policy_only_stderr"]),
+            _percent(r["rollout_success_rate"]) if r["rollouts"] else "-",
+            str(r["rollouts"]),
+            f"{r['train_seconds']:.0f}",
+            f"{r['collect_seconds']:.0f}",
+            f"{r['eval_seconds']:.0f}",
+        )
+    console.print(table)
+    console.print(f"metrics: {directory / 'metrics.csv'}   plot: {directory / 'plots' / 'success.png'}")
+
+
+def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
+    from borl.data.episode import Lineage
+    from borl.eval.stats import success_rate
+    from borl.loop import Run, checkpoint_name
+    from borl.rollout.collector import Collector, EpisodeJob, episode_seed
+
+    run = Run.open(args.dir)
+    iterations = [i for i in range(run.config.iterations + 1) if run.checkpoint(i).exists()]
+    if not iterations:
+        raise BorlError(f"{args.dir} has no checkpoint yet")
+    iteration = iterations[-1] if args.iteration is None else args.iteration
+    if not run.checkpoint(iteration).exists():
+        raise BorlError(f"{args.dir} has no checkpoint for iteration {iteration} (have {iterations})")
+    jobs = [
+        EpisodeJob(Lineage("eval", iteration, i, checkpoint_name(iteration), episode_seed(args.seed, "eval", 0, i)))
+        for i in range(args.episodes)
+    ]
+    successes: list[bool] = []
+    with Collector(run.config) as collector:
+        collector.run(run.checkpoint(iteration), jobs, lambda e: successes.append(e.success))
+    rate, stderr = success_rate(successes)
+    print(f"iteration {iteration}: success {_percent(rate, stderr)} over {len(successes)} episodes")
+    return 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    from borl.eval.plots import plot_success
+    from borl.loop import Run
+
+    for directory in args.dirs:
+        run = Run.open(directory)
+        path = plot_success(run.metrics(), directory / "plots" / "success.png", title=run._title())
+        print(f"wrote {path}")
+    return 0

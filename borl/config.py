@@ -1,0 +1,205 @@
+"""Typed run configuration: defaults, the study's presets, quick mode, YAML save/load."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from borl.algos import ALGORITHMS, trains_critic
+from borl.critics.iql import IQLConfig
+from borl.errors import BorlError
+from borl.policies.diffusion import DiffusionConfig
+
+
+@dataclass
+class TrainConfig:
+    """Gradient steps per iteration; every iteration retrains on all data collected so far."""
+
+    policy_steps: int = 3000
+    critic_steps: int = 3000
+    batch_size: int = 256
+    warm_start: bool = False
+    threads: int = 2
+
+
+@dataclass
+class ExtractionConfig:
+    """How the deployed policy turns samples into an action.
+
+    kind "implicit": draw `candidates` actions from the policy, take the one with the highest min
+    target Q (or sample softmax(Q / temperature) when temperature > 0); "none": one policy sample.
+    """
+
+    kind: str = "implicit"
+    candidates: int = 32
+    temperature: float = 0.0
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a run; saved as DIR/config.yaml."""
+
+    task: str = "lift"
+    algo: str = "recipe"
+    algorithm: str = "value"
+    dataset: str | None = None
+    demos: int | None = None
+    demo_noise: float | None = None
+    horizon: int | None = None
+    iterations: int = 3
+    rollouts: int = 50
+    eval_episodes: int = 50
+    eval_baseline: bool = True
+    seed: int = 0
+    workers: int = 2
+    envs_per_worker: int = 4
+    backend: str = "local"
+    ou_sigma: float = 0.0
+    ou_theta: float = 0.15
+    device: str = "cpu"
+    quick: bool = False
+    policy: DiffusionConfig = field(default_factory=DiffusionConfig)
+    critic: IQLConfig = field(default_factory=IQLConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
+
+    @property
+    def uses_critic(self) -> bool:
+        return trains_critic(self.algorithm)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "recipe": {"algorithm": "value", "extraction": {"kind": "implicit"}},
+    "il": {"algorithm": "il", "extraction": {"kind": "none"}},
+    "filtered-il": {"algorithm": "filtered_il", "extraction": {"kind": "none"}},
+}
+EXTRACTIONS = ("implicit", "none")
+
+QUICK: dict[str, Any] = {
+    "demos": 3,
+    "horizon": 80,
+    "iterations": 1,
+    "rollouts": 4,
+    "eval_episodes": 4,
+    "envs_per_worker": 2,
+    "policy": {"hidden_dim": 32, "num_blocks": 1, "expansion": 1},
+    "critic": {"hidden_dim": 32},
+    "train": {"policy_steps": 60, "critic_steps": 60, "batch_size": 64},
+    "extraction": {"candidates": 4},
+}
+
+
+def merge(config: Any, overrides: dict[str, Any]) -> Any:
+    """A copy of a dataclass config with (nested) overrides applied; unknown keys are an error."""
+    names = {f.name: f for f in dataclasses.fields(config)}
+    changes = {}
+    for key, value in overrides.items():
+        if key not in names:
+            raise BorlError(f"unknown config key '{key}' in {type(config).__name__}")
+        current = getattr(config, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise BorlError(f"config key '{key}' needs a mapping, got {value!r}")
+            value = merge(current, value)
+        else:
+            value = _coerce(names[key], value, type(config))
+        changes[key] = value
+    return dataclasses.replace(config, **changes)
+
+
+def _coerce(f: dataclasses.Field, value: Any, owner: type) -> Any:
+    hint = typing.get_type_hints(owner)[f.name]
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for kind in allowed:
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if kind is tuple and isinstance(value, list):
+            return tuple(value)
+        if typing.get_origin(kind) is tuple and isinstance(value, list | tuple):
+            return tuple(value)
+        if isinstance(kind, type) and isinstance(value, kind):
+            return value
+    raise BorlError(f"config key '{f.name}' must be {hint}, got {value!r}")
+
+
+def build_config(algo: str = "recipe", quick: bool = False, **overrides: Any) -> RunConfig:
+    """Defaults, then the preset, then quick mode, then explicit overrides (None means unset)."""
+    if algo not in PRESETS:
+        raise BorlError(f"unknown preset '{algo}' (known: {', '.join(PRESETS)})")
+    config = merge(RunConfig(), {"algo": algo, **PRESETS[algo]})
+    if quick:
+        config = merge(config, {"quick": True, **QUICK})
+    config = merge(config, {k: v for k, v in overrides.items() if v is not None})
+    validate(config)
+    return config
+
+
+def validate(config: RunConfig) -> None:
+    """Reject settings that cannot run, with the offending name in the message."""
+    counts = {
+        "iterations": config.iterations,
+        "rollouts": config.rollouts,
+        "eval-episodes": config.eval_episodes,
+        "workers": config.workers,
+        "envs-per-worker": config.envs_per_worker,
+        "policy steps": config.train.policy_steps,
+        "critic steps": config.train.critic_steps,
+        "candidates": config.extraction.candidates,
+    }
+    for name, value in counts.items():
+        if value < 0:
+            raise BorlError(f"--{name} must not be negative (got {value})")
+    for name in ("workers", "envs_per_worker", "candidates", "batch_size"):
+        value = getattr(config.extraction if name == "candidates" else config.train, name, None)
+        if value is None:
+            value = getattr(config, name)
+        if value < 1:
+            raise BorlError(f"{name} must be at least 1 (got {value})")
+    if config.demos is not None and config.demos < 1:
+        raise BorlError(f"--demos must be at least 1 (got {config.demos})")
+    if config.horizon is not None and config.horizon < 1:
+        raise BorlError(f"--horizon must be at least 1 (got {config.horizon})")
+    if config.ou_sigma < 0:
+        raise BorlError(f"--ou-sigma must not be negative (got {config.ou_sigma})")
+    if config.algorithm not in ALGORITHMS:
+        raise BorlError(f"unknown algorithm class '{config.algorithm}' (known: {', '.join(ALGORITHMS)})")
+    if config.extraction.kind not in EXTRACTIONS:
+        raise BorlError(f"unknown extraction '{config.extraction.kind}' (known: {', '.join(EXTRACTIONS)})")
+    if config.extraction.kind == "implicit" and not config.uses_critic:
+        raise BorlError("implicit extraction needs a critic: use --algo recipe")
+    if config.backend != "local":
+        raise BorlError(f"unknown backend '{config.backend}' (known: local)")
+    if config.device not in ("cpu", "cuda"):
+        raise BorlError(f"unknown device '{config.device}' (known: cpu, cuda)")
+
+
+def save_config(config: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(_plain(dataclasses.asdict(config)), sort_keys=False))
+
+
+def load_config(path: Path) -> RunConfig:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise BorlError(f"cannot read config {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise BorlError(f"config {path} is not a mapping")
+    config = merge(RunConfig(), data)
+    validate(config)
+    return config
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,115 @@
+"""Append-only, crash-safe episode storage: one file per episode, published by an atomic rename.
+
+A reader never sees a partial episode (temporary files are ignored), and an episode whose `append`
+returned is on disk (file and directory are fsynced). An episode's name comes from its lineage, so
+writing the same episode twice is refused: resuming a run never duplicates data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from borl.data.episode import Episode, Lineage
+from borl.errors import BorlError
+
+_SUFFIX = ".npz"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def episode_name(lineage: Lineage) -> str:
+    """The file name that identifies an episode within a store."""
+    return f"iter_{lineage.iteration:03d}/{lineage.source}_{lineage.index:05d}{_SUFFIX}"
+
+
+def encode_episode(episode: Episode) -> bytes:
+    """Serialise an episode to npz bytes (also the wire format between collection workers)."""
+    arrays = {
+        "observations": np.asarray(episode.observations, dtype=np.float32),
+        "actions": np.asarray(episode.actions, dtype=np.float32),
+        "rewards": np.asarray(episode.rewards, dtype=np.float32),
+        "terminated": np.asarray(episode.terminated),
+        "success": np.asarray(episode.success),
+        "lineage": np.asarray(json.dumps(episode.lineage.to_dict())),
+    }
+    if episode.states is not None:
+        arrays["states"] = np.asarray(episode.states)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def decode_episode(data: bytes | Path) -> Episode:
+    """Inverse of `encode_episode`; accepts bytes or a file path."""
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    with np.load(source, allow_pickle=False) as f:
+        return Episode(
+            observations=f["observations"],
+            actions=f["actions"],
+            rewards=f["rewards"],
+            terminated=bool(f["terminated"]),
+            success=bool(f["success"]),
+            lineage=Lineage(**json.loads(str(f["lineage"]))),
+            states=f["states"] if "states" in f.files else None,
+        )
+
+
+class EpisodeStore:
+    """A directory of episodes, grouped by iteration."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path_of(self, lineage: Lineage) -> Path:
+        return self.root / episode_name(lineage)
+
+    def append(self, episode: Episode) -> Path:
+        """Write an episode durably; refuses to overwrite one already stored."""
+        path = self.path_of(episode.lineage)
+        if path.exists():
+            raise BorlError(f"episode {episode_name(episode.lineage)} is already stored in {self.root}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(encode_episode(episode))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        return path
+
+    def paths(self, iteration: int | None = None, source: str | None = None) -> list[Path]:
+        """Stored episode files in (iteration, source, index) order; temporary files never appear."""
+        pattern = f"iter_{iteration:03d}" if iteration is not None else "iter_*"
+        prefix = f"{source}_" if source else ""
+        return sorted(self.root.glob(f"{pattern}/{prefix}*{_SUFFIX}"))
+
+    def indices(self, iteration: int, source: str) -> set[int]:
+        """Indices of the episodes already stored for one batch (what a resumed collection skips)."""
+        return {int(p.stem.rsplit("_", 1)[1]) for p in self.paths(iteration, source)}
+
+    def load(self, iteration: int | None = None, source: str | None = None) -> list[Episode]:
+        return list(self.iter_episodes(iteration, source))
+
+    def iter_episodes(self, iteration: int | None = None, source: str | None = None) -> Iterator[Episode]:
+        for path in self.paths(iteration, source):
+            yield decode_episode(path)
+
+    def remove_temporary(self) -> int:
+        """Delete leftovers of writes interrupted by a crash; returns how many."""
+        leftovers = list(self.root.glob("iter_*/.*.tmp"))
+        for path in leftovers:
+            path.unlink()
+        return len(leftovers)

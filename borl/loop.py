@@ -1,0 +1,301 @@
+"""Algorithm 1 of the study: train on D0, then repeatedly collect with the frozen agent and retrain
+on everything. The only place that knows the order of things.
+
+A run lives in a directory and its progress is read back from it: D0 is complete once its marker
+exists, an iteration's training once its checkpoint directory exists (written atomically), an
+iteration is finished once its metrics file exists. `Run.execute` skips what is done and redoes
+only what was interrupted, so a run killed at any moment resumes to the same result.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from borl.config import RunConfig, load_config, save_config
+from borl.data.episode import Episode, Lineage
+from borl.data.robomimic import read_robomimic
+from borl.data.store import EpisodeStore
+from borl.envs.demos import collect_demos
+from borl.envs.registry import Task, get_task
+from borl.errors import BorlError
+from borl.eval.plots import plot_success
+from borl.eval.stats import success_rate
+from borl.rollout.collector import Collector, EpisodeJob, episode_seed
+from borl.train import train_agent
+
+METRIC_COLUMNS = [
+    "iteration",
+    "eval_success_rate",
+    "eval_stderr",
+    "eval_episodes",
+    "policy_only_success_rate",
+    "policy_only_stderr",
+    "rollout_success_rate",
+    "rollouts",
+    "env_steps",
+    "transitions",
+    "train_seconds",
+    "collect_seconds",
+    "eval_seconds",
+]
+
+
+def checkpoint_name(iteration: int) -> str:
+    return f"iter_{iteration:03d}"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class Run:
+    """A run directory and its resolved config."""
+
+    directory: Path
+    config: RunConfig
+
+    @property
+    def task(self) -> Task:
+        return get_task(self.config.task)
+
+    @property
+    def data(self) -> EpisodeStore:
+        return EpisodeStore(self.directory / "data")
+
+    @property
+    def evals(self) -> EpisodeStore:
+        return EpisodeStore(self.directory / "eval")
+
+    def checkpoint(self, iteration: int) -> Path:
+        return self.directory / "checkpoints" / checkpoint_name(iteration)
+
+    def metrics_file(self, iteration: int) -> Path:
+        return self.directory / "metrics" / f"{checkpoint_name(iteration)}.json"
+
+    @classmethod
+    def create(cls, directory: Path, config: RunConfig) -> Run:
+        """Start a new run; D0 from a dataset is read and checked before anything is written."""
+        if (directory / "config.yaml").exists():
+            raise BorlError(f"{directory} already holds a run: use `borl resume {directory}` or another --out")
+        run = cls(directory, config)
+        demos = run._read_dataset() if config.dataset else None
+        directory.mkdir(parents=True, exist_ok=True)
+        save_config(config, directory / "config.yaml")
+        if demos is not None:
+            run._store_demos(demos)
+        return run
+
+    @classmethod
+    def open(cls, directory: Path) -> Run:
+        if not (directory / "config.yaml").exists():
+            raise BorlError(f"{directory} is not a run directory (no config.yaml)")
+        return cls(directory, load_config(directory / "config.yaml"))
+
+    def _read_dataset(self) -> list[Episode]:
+        episodes = read_robomimic(Path(self.config.dataset), self.task.spec)
+        if self.config.demos is not None:
+            episodes = episodes[: self.config.demos]
+        return episodes
+
+    def _store_demos(self, demos: list[Episode]) -> None:
+        store = self.data
+        present = store.indices(0, "demo")
+        for index, episode in enumerate(demos):
+            if index not in present:
+                lineage = Lineage("demo", 0, index, seed=episode.lineage.seed, noise=episode.lineage.noise)
+                store.append(Episode(**{**episode.__dict__, "lineage": lineage}))
+        _write_atomic(self.directory / "data" / "iter_000" / "COMPLETE", f"{len(demos)}\n")
+
+    def _ensure_demos(self) -> None:
+        if (self.directory / "data" / "iter_000" / "COMPLETE").exists():
+            return
+        config = self.config
+        if config.dataset:
+            self._store_demos(self._read_dataset())
+            return
+        count = config.demos or self.task.spec.default_demos
+        demos, attempts = collect_demos(
+            self.task, count, seed=config.seed, noise=config.demo_noise, horizon=config.horizon
+        )
+        tqdm.write(f"D0: {count} scripted demonstrations in {attempts} attempts")
+        self._store_demos(demos)
+
+    def completed_iterations(self) -> list[int]:
+        return [i for i in range(self.config.iterations + 1) if self.metrics_file(i).exists()]
+
+    def execute(self, progress: bool = True) -> list[dict]:
+        """Run (or finish) every iteration; returns the metrics rows."""
+        for store in (self.data, self.evals):
+            store.remove_temporary()
+        self._ensure_demos()
+        done = set(self.completed_iterations())
+        todo = [i for i in range(self.config.iterations + 1) if i not in done]
+        if todo:
+            with Collector(self.config) as collector:
+                for iteration in todo:
+                    self._iteration(iteration, collector, progress)
+        return self.metrics()
+
+    def _iteration(self, iteration: int, collector: Collector, progress: bool) -> None:
+        config = self.config
+        timing_file = self.directory / "metrics" / f".{checkpoint_name(iteration)}.timing.json"
+        timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
+        timing_file.parent.mkdir(parents=True, exist_ok=True)
+
+        def record(phase: str, seconds: float) -> None:
+            timing[phase] = timing.get(phase, 0.0) + seconds
+            _write_atomic(timing_file, json.dumps(timing))
+
+        if iteration > 0:
+            start = time.perf_counter()
+            self._collect(iteration, collector, progress)
+            record("collect_seconds", time.perf_counter() - start)
+        if not self.checkpoint(iteration).exists():
+            episodes = self.data.load(source=None)
+            episodes = [e for e in episodes if e.lineage.iteration <= iteration]
+            agent, info = train_agent(
+                config,
+                episodes,
+                self.task.spec.obs_dim,
+                self.task.spec.act_dim,
+                seed=episode_seed(config.seed, "train", iteration, 0),
+                description=f"iter {iteration} train",
+                progress=progress,
+            )
+            agent.save(self.checkpoint(iteration))
+            record("train_seconds", info["train_seconds"])
+            timing["transitions"] = info["transitions"]
+            _write_atomic(timing_file, json.dumps(timing))
+        start = time.perf_counter()
+        evals = self._evaluate(iteration, collector, progress)
+        record("eval_seconds", time.perf_counter() - start)
+        rollouts = self.data.load(iteration, "rollout") if iteration > 0 else []
+        eval_rate, eval_stderr = success_rate([e.success for e in evals["eval"]])
+        plain_rate, plain_stderr = success_rate([e.success for e in evals.get("plain", [])])
+        row = {
+            "iteration": iteration,
+            "eval_success_rate": eval_rate,
+            "eval_stderr": eval_stderr,
+            "eval_episodes": len(evals["eval"]),
+            "policy_only_success_rate": plain_rate,
+            "policy_only_stderr": plain_stderr,
+            "rollout_success_rate": success_rate([e.success for e in rollouts])[0],
+            "rollouts": len(rollouts),
+            "env_steps": sum(len(e) for e in rollouts),
+            "transitions": int(timing.get("transitions", 0)),
+            "train_seconds": round(timing.get("train_seconds", 0.0), 2),
+            "collect_seconds": round(timing.get("collect_seconds", 0.0), 2),
+            "eval_seconds": round(timing.get("eval_seconds", 0.0), 2),
+        }
+        _write_atomic(self.metrics_file(iteration), json.dumps(row))
+        self._write_metrics_csv()
+        plot_success(self.metrics(), self.directory / "plots" / "success.png", title=self._title())
+
+    def _title(self) -> str:
+        c = self.config
+        return f"{c.task} / {c.algo}: M={c.rollouts} rollouts per iteration, seed {c.seed}"
+
+    def _run_batch(
+        self,
+        collector: Collector,
+        store: EpisodeStore,
+        iteration: int,
+        source: str,
+        count: int,
+        checkpoint: int,
+        progress: bool,
+        noise: float = 0.0,
+        extract: bool = True,
+        seed_stream: tuple[str, int] | None = None,
+    ) -> list[Episode]:
+        """Run the missing episodes of one batch, storing each as it finishes; returns the whole batch."""
+        present = store.indices(iteration, source)
+        jobs = [
+            EpisodeJob(
+                Lineage(
+                    source,
+                    iteration,
+                    index,
+                    checkpoint=checkpoint_name(checkpoint),
+                    seed=episode_seed(self.config.seed, *(seed_stream or (source, iteration)), index),
+                    noise=noise,
+                ),
+                extract=extract,
+            )
+            for index in range(count)
+            if index not in present
+        ]
+        successes = [e.success for e in store.iter_episodes(iteration, source)]
+        with tqdm(
+            total=count, initial=len(present), desc=f"iter {iteration} {source}", disable=not progress, unit="ep"
+        ) as bar:
+
+            def on_episode(episode: Episode) -> None:
+                store.append(episode)
+                successes.append(episode.success)
+                bar.set_postfix(success=f"{sum(successes)}/{len(successes)}")
+                bar.update()
+
+            collector.run(self.checkpoint(checkpoint), jobs, on_episode)
+        return store.load(iteration, source)
+
+    def _collect(self, iteration: int, collector: Collector, progress: bool) -> None:
+        self._run_batch(
+            collector,
+            self.data,
+            iteration,
+            "rollout",
+            self.config.rollouts,
+            checkpoint=iteration - 1,
+            progress=progress,
+            noise=self.config.ou_sigma,
+        )
+
+    def _evaluate(self, iteration: int, collector: Collector, progress: bool) -> dict[str, list[Episode]]:
+        """Evaluate as deployed (noise off); the same seeds every iteration, so iterations are paired.
+
+        With extraction on, the same checkpoint also acts without it ("plain"): the simpler
+        baseline, measured on the same starts in the same run.
+        """
+        batches = {"eval": True}
+        if self.config.eval_baseline and self.config.extraction.kind != "none":
+            batches["plain"] = False
+        return {
+            source: self._run_batch(
+                collector,
+                self.evals,
+                iteration,
+                source,
+                self.config.eval_episodes,
+                checkpoint=iteration,
+                progress=progress,
+                extract=extract,
+                seed_stream=("eval", 0),
+            )
+            for source, extract in batches.items()
+        }
+
+    def metrics(self) -> list[dict]:
+        return [json.loads(self.metrics_file(i).read_text()) for i in self.completed_iterations()]
+
+    def _write_metrics_csv(self) -> None:
+        path = self.directory / "metrics.csv"
+        tmp = path.with_name(".metrics.csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.metrics())
+        os.replace(tmp, path)

@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=["cpu", "cuda"])
     run.add_argument("--quick", action="store_true", help="the smallest settings: a one-minute check")
     run.add_argument("--out", type=Path, help="run directory (default: runs/TASK-ALGO-seedS)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config key, e.g. --set train.policy_steps=5000 --set critic.expectile=0.9",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     resume = sub.add_parser("resume", help="continue an interrupted run where it stopped")

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from borl.config import build_config
+from borl.config import build_config, parse_assignments
 from borl.errors import BorlError
 
 console = Console()
@@ -50,11 +50,9 @@ def demos(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from borl.loop import Run
 
-    config = build_config(
-        algo=args.algo,
-        quick=args.quick,
+    flags = dict(
         task=args.task,
-        dataset=args.dataset,
+        dataset=str(Path(args.dataset).resolve()) if args.dataset else None,
         demos=args.demos,
         iterations=args.iterations,
         rollouts=args.rollouts,
@@ -67,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         extraction={"candidates": args.candidates} if args.candidates else {},
     )
+    config = build_config(args.algo, args.quick, flags, parse_assignments(args.set))
     _check_task_and_device(config)
     out = args.out or Path("runs") / f"{config.task}-{config.algo}-seed{config.seed}{'-quick' if config.quick else ''}"
     run = Run.create(out, config)

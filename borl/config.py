@@ -88,8 +88,8 @@ QUICK: dict[str, Any] = {
     "rollouts": 4,
     "eval_episodes": 4,
     "envs_per_worker": 2,
-    "policy": {"hidden_dim": 32, "num_blocks": 1, "expansion": 1},
-    "critic": {"hidden_dim": 32},
+    "policy": {"width": 32, "blocks": 1, "expansion": 1},
+    "critic": {"hidden": 32},
     "train": {"policy_steps": 60, "critic_steps": 60, "batch_size": 64},
     "extraction": {"candidates": 4},
 }
@@ -130,39 +130,55 @@ def _coerce(f: dataclasses.Field, value: Any, owner: type) -> Any:
     raise BorlError(f"config key '{f.name}' must be {hint}, got {value!r}")
 
 
-def build_config(algo: str = "recipe", quick: bool = False, **overrides: Any) -> RunConfig:
-    """Defaults, then the preset, then quick mode, then explicit overrides (None means unset)."""
+def build_config(algo: str = "recipe", quick: bool = False, *overrides: dict[str, Any]) -> RunConfig:
+    """Defaults, then the preset, then quick mode, then each overrides mapping in turn (None = unset)."""
     if algo not in PRESETS:
         raise BorlError(f"unknown preset '{algo}' (known: {', '.join(PRESETS)})")
     config = merge(RunConfig(), {"algo": algo, **PRESETS[algo]})
     if quick:
         config = merge(config, {"quick": True, **QUICK})
-    config = merge(config, {k: v for k, v in overrides.items() if v is not None})
+    for mapping in overrides:
+        config = merge(config, {k: v for k, v in mapping.items() if v is not None})
     validate(config)
     return config
 
 
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """Nested overrides from `key.sub=value` strings; values are read as YAML (numbers, lists, null)."""
+    overrides: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key:
+            raise BorlError(f"--set needs KEY=VALUE, got '{assignment}'")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise BorlError(f"--set {key}: cannot read value '{text}'") from None
+        *parents, leaf = key.split(".")
+        node = overrides
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return overrides
+
+
 def validate(config: RunConfig) -> None:
     """Reject settings that cannot run, with the offending name in the message."""
-    counts = {
-        "iterations": config.iterations,
-        "rollouts": config.rollouts,
-        "eval-episodes": config.eval_episodes,
-        "workers": config.workers,
-        "envs-per-worker": config.envs_per_worker,
-        "policy steps": config.train.policy_steps,
-        "critic steps": config.train.critic_steps,
-        "candidates": config.extraction.candidates,
+    at_least = {
+        "iterations": (config.iterations, 0),
+        "rollouts": (config.rollouts, 0),
+        "eval_episodes": (config.eval_episodes, 1),
+        "workers": (config.workers, 1),
+        "envs_per_worker": (config.envs_per_worker, 1),
+        "train.policy_steps": (config.train.policy_steps, 0),
+        "train.critic_steps": (config.train.critic_steps, 0),
+        "train.batch_size": (config.train.batch_size, 1),
+        "extraction.candidates": (config.extraction.candidates, 1),
     }
-    for name, value in counts.items():
-        if value < 0:
-            raise BorlError(f"--{name} must not be negative (got {value})")
-    for name in ("workers", "envs_per_worker", "candidates", "batch_size"):
-        value = getattr(config.extraction if name == "candidates" else config.train, name, None)
-        if value is None:
-            value = getattr(config, name)
-        if value < 1:
-            raise BorlError(f"{name} must be at least 1 (got {value})")
+    for name, (value, minimum) in at_least.items():
+        if value < minimum:
+            rule = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
+            raise BorlError(f"{name} {rule} (got {value})")
     if config.demos is not None and config.demos < 1:
         raise BorlError(f"--demos must be at least 1 (got {config.demos})")
     if config.horizon is not None and config.horizon < 1:

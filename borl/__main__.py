@@ -1,0 +1,5 @@
+import sys
+
+from borl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Creates .venv and installs borl with its test tools. PyTorch is pinned to 2.13.0: on a machine
+# without a GPU pip takes the CPU build (set PIP_EXTRA_INDEX_URL to a CPU wheel index where your
+# package index only offers CUDA builds). Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+. .venv/bin/activate
+python -m pip install --quiet --upgrade pip
+if ! python -c "import torch" 2>/dev/null; then
+  python -m pip install --quiet "torch==2.13.0"
+fi
+python -m pip install --quiet -e ".[test]"
+python -c "import torch; print(f'borl set up: torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}')"

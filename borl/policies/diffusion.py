@@ -1,0 +1,194 @@
+"""Diffusion policy (DDPM) trained by behaviour cloning, as in IDQL and the batch online RL study.
+
+The noise network sees [noisy action, observation, MLP(Fourier(t))] and predicts the added noise.
+Sampling is ancestral DDPM with T steps that draws no random numbers itself: the caller supplies
+all the Gaussian noise (`noise_shape`), so several environments batched into one call can each use
+their own generator and stay reproducible.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from borl.policies.networks import MLP, FourierFeatures, LNResNet, matmul_flops_per_row
+
+
+@dataclass
+class DiffusionConfig:
+    """Diffusion policy hyperparameters; defaults follow IDQL's DDPM with the LN-ResNet actor."""
+
+    timesteps: int = 5
+    width: int = 256
+    blocks: int = 3
+    expansion: int = 4
+    dropout: float = 0.1
+    time_dim: int = 64
+    time_hidden: int = 128
+    activation: str = "mish"
+    lr: float = 3e-4
+    ema_decay: float = 0.999
+    clip_sample: bool = True
+
+
+# Note on T=5: DDPM's last step returns E[a | a_1] at the smallest noise level, which for IDQL's VP
+# schedule at T=5 is large (beta_1 = 0.2, noise std 0.44). Modes of the action distribution closer
+# than about +-0.8 (in normalised units) are therefore blurred towards each other; T=10 or 20 fixes
+# that at 2x or 4x the sampling cost (see tests/test_diffusion.py).
+
+
+def vp_beta_schedule(timesteps: int) -> torch.Tensor:
+    """IDQL's variance-preserving schedule (beta_min 0.1, beta_max 10), float64, shape (T,)."""
+    t = torch.arange(1, timesteps + 1, dtype=torch.float64)
+    b_min, b_max = 0.1, 10.0
+    alpha = torch.exp(-b_min / timesteps - 0.5 * (b_max - b_min) * (2 * t - 1) / timesteps**2)
+    return 1 - alpha
+
+
+class NoiseNet(nn.Module):
+    """Predicts the noise in a noisy action given the observation and the (integer) timestep."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: DiffusionConfig) -> None:
+        super().__init__()
+        self.time_features = FourierFeatures(config.time_dim)
+        self.time_mlp = MLP(config.time_dim, (config.time_hidden,), config.time_hidden, config.activation)
+        self.net = LNResNet(
+            act_dim + obs_dim + config.time_hidden,
+            act_dim,
+            config.width,
+            config.blocks,
+            config.expansion,
+            config.dropout,
+            config.activation,
+        )
+
+    def forward(self, obs: torch.Tensor, noisy_actions: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """obs (N, obs_dim), noisy_actions (N, act_dim), t (N,) or (1,) float -> noise (N, act_dim)."""
+        cond = self.time_mlp(self.time_features(t[:, None]))
+        cond = cond.expand(noisy_actions.shape[0], -1)
+        return self.net(torch.cat([noisy_actions, obs, cond], dim=-1))
+
+
+class DiffusionPolicy:
+    """A DDPM policy learner: noise network, its Adam optimizer and an EMA copy used for sampling."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: DiffusionConfig, device: str = "cpu") -> None:
+        self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
+        self.model = NoiseNet(obs_dim, act_dim, config).to(device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
+        self.step = 0
+
+        betas = vp_beta_schedule(config.timesteps)
+        alphas = 1 - betas
+        alpha_bars = torch.cumprod(alphas, 0)
+        # Per-step constants of the sampler as Python floats: no tensor indexing in the loop.
+        self._c_eps = ((1 - alphas) / (1 - alpha_bars).sqrt()).tolist()
+        self._c_scale = (1 / alphas.sqrt()).tolist()
+        self._sigma = betas.sqrt().tolist()
+        self.alpha_bars = alpha_bars  # (T,) float64 on the CPU: noise level t keeps sqrt(alpha_bars[t]) of a
+        self._move_schedule(torch.device(device))
+
+    def _move_schedule(self, device: torch.device) -> None:
+        """The tensors that training and sampling index, on `device`."""
+        self._sqrt_ab = self.alpha_bars.sqrt().to(device, torch.float32)
+        self._sqrt_1m_ab = (1 - self.alpha_bars).sqrt().to(device, torch.float32)
+        self._times = torch.arange(self.config.timesteps, dtype=torch.float32, device=device)
+
+    def loss(
+        self, obs: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Denoising loss: squared error of the predicted noise at a uniformly random timestep.
+
+        Mean over action dimensions, then the (optionally `weights`-weighted, as given) mean over rows.
+        """
+        t = torch.randint(0, self.config.timesteps, (actions.shape[0],), device=actions.device)
+        noise = torch.randn_like(actions)
+        noisy = self._sqrt_ab[t, None] * actions + self._sqrt_1m_ab[t, None] * noise
+        per_row = (self.model(obs, noisy, t.float()) - noise).square().mean(dim=-1)
+        if weights is not None:
+            per_row = per_row * weights
+        return per_row.mean()
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One gradient step on batch["obs"], batch["actions"] (and batch["weights"] if present)."""
+        loss = self.loss(batch["obs"], batch["actions"], batch.get("weights"))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        # EMA with the usual warm-up so that short trainings are not dominated by the initial weights.
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
+        return {"policy_loss": loss.detach()}
+
+    def noise_shape(self, n: int) -> tuple[int, int, int]:
+        """Shape of the standard-normal noise that `sample` needs for n samples of one observation.
+
+        (n, T, act_dim): the initial x_T, then one draw for each of the T - 1 steps that add noise
+        (DDPM's last step, t = 0, adds none).
+        """
+        return (n, self.config.timesteps, self.act_dim)
+
+    @torch.inference_mode()
+    def sample(self, obs: torch.Tensor, noise: torch.Tensor, use_ema: bool = True) -> torch.Tensor:
+        """n actions per observation: obs (B, obs_dim), noise (B, n, T, act_dim) -> (B, n, act_dim).
+
+        Deterministic given `noise`. All B * n rows go through the network at once per step.
+        """
+        batch, n = noise.shape[:2]
+        if noise.shape[1:] != self.noise_shape(n) or obs.shape != (batch, self.obs_dim):
+            raise ValueError(
+                f"sample: obs {tuple(obs.shape)} and noise {tuple(noise.shape)} do not match "
+                f"(B, {self.obs_dim}) and (B, n, {self.config.timesteps}, {self.act_dim})"
+            )
+        net = self.ema if use_ema else self.model
+        was_training = net.training
+        net.eval()
+        obs_rows = obs.repeat_interleave(n, dim=0)
+        noise = noise.reshape(batch * n, self.config.timesteps, self.act_dim)
+        x = noise[:, 0]
+        for i, t in enumerate(reversed(range(self.config.timesteps))):
+            eps = net(obs_rows, x, self._times[t : t + 1])
+            x = (x - self._c_eps[t] * eps) * self._c_scale[t]
+            if t > 0:
+                x = x.add_(noise[:, i + 1], alpha=self._sigma[t])
+            if self.config.clip_sample:
+                x = x.clamp_(-1.0, 1.0)
+        net.train(was_training)
+        return x.clamp_(-1.0, 1.0).reshape(batch, n, self.act_dim)
+
+    def denoiser_flops_per_row(self) -> int:
+        """FLOPs (2 x multiply-adds) of one noise-network forward for one row.
+
+        Sampling n actions costs T * n times this; a training row about 3 times this.
+        """
+        return matmul_flops_per_row(self.model)
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = state["step"]
+
+    def to(self, device: str | torch.device) -> DiffusionPolicy:
+        """Moves networks, optimizer state and schedule to `device`; returns self."""
+        device = torch.device(device)
+        self.model.to(device)
+        self.ema.to(device)
+        # Reloading the optimizer's own state casts it onto the parameters' new device.
+        self.optimizer.load_state_dict(self.optimizer.state_dict())
+        self._move_schedule(device)
+        return self

@@ -1,0 +1,181 @@
+"""Small composable networks: MLP, LN-ResNet, learnable Fourier features and fused ensembles.
+
+The shapes follow the IDQL reference code (jaxrl5): the diffusion policy's noise network is an
+LN-ResNet conditioned on learnable Fourier features of the timestep, and the Q-functions are an
+ensemble evaluated in one batched matmul (not a Python loop over critics).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def activation(name: str) -> nn.Module:
+    """The activation module called `name` ("relu", "mish", "gelu" or "silu")."""
+    modules = {"relu": nn.ReLU, "mish": nn.Mish, "gelu": nn.GELU, "silu": nn.SiLU}
+    if name not in modules:
+        raise ValueError(f"unknown activation {name!r}; choose from {sorted(modules)}")
+    return modules[name]()
+
+
+class MLP(nn.Module):
+    """Linear layers with `activation` between them (and LayerNorm before it if `layer_norm`)."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dims: Sequence[int],
+        out_dim: int,
+        activation_name: str = "relu",
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in hidden_dims:
+            layers.append(nn.Linear(in_dim, width))
+            if layer_norm:
+                layers.append(nn.LayerNorm(width))
+            layers.append(activation(activation_name))
+            in_dim = width
+        layers.append(nn.Linear(in_dim, out_dim))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class ResidualBlock(nn.Module):
+    """x + Linear(act(Linear(LayerNorm(dropout(x))))), widening by `expansion` inside (IDQL's block)."""
+
+    def __init__(self, width: int, expansion: int, dropout: float, activation_name: str) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+            nn.LayerNorm(width),
+            nn.Linear(width, width * expansion),
+            activation(activation_name),
+            nn.Linear(width * expansion, width),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class LNResNet(nn.Module):
+    """IDQL's LN-ResNet (MLPResNetV3): input Linear, residual blocks, activation, output Linear."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        width: int = 256,
+        blocks: int = 3,
+        expansion: int = 4,
+        dropout: float = 0.1,
+        activation_name: str = "mish",
+    ) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(in_dim, width),
+            *(ResidualBlock(width, expansion, dropout, activation_name) for _ in range(blocks)),
+            activation(activation_name),
+            nn.Linear(width, out_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class FourierFeatures(nn.Module):
+    """Learnable Fourier features [cos(2 pi x W^T), sin(2 pi x W^T)], W ~ N(0, std^2) (IDQL)."""
+
+    def __init__(self, out_dim: int, in_dim: int = 1, std: float = 0.2) -> None:
+        super().__init__()
+        if out_dim % 2:
+            raise ValueError(f"FourierFeatures needs an even out_dim, got {out_dim}")
+        self.weight = nn.Parameter(torch.randn(out_dim // 2, in_dim) * std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = 2 * math.pi * x @ self.weight.T
+        return torch.cat([f.cos(), f.sin()], dim=-1)
+
+
+class EnsembleLinear(nn.Module):
+    """K independent Linear layers applied as one batched matmul: (K, B, in) -> (K, B, out).
+
+    Each member is initialised like nn.Linear (uniform in +-1/sqrt(in)).
+    """
+
+    def __init__(self, members: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        bound = 1 / math.sqrt(in_dim)
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm over the last dimension with a separate affine transform per ensemble member."""
+
+    def __init__(self, members: int, width: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(members, 1, width))
+        self.bias = nn.Parameter(torch.zeros(members, 1, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.bias, F.layer_norm(x, x.shape[-1:]), self.weight)
+
+
+class EnsembleMLP(nn.Module):
+    """K independent MLPs (e.g. the critics of a Q ensemble) evaluated together.
+
+    Input (B, in) is shared by all members; input (K, B, in) gives each member its own rows.
+    Output is (K, B, out).
+    """
+
+    def __init__(
+        self,
+        members: int,
+        in_dim: int,
+        hidden_dims: Sequence[int],
+        out_dim: int,
+        activation_name: str = "relu",
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.members = members
+        layers: list[nn.Module] = []
+        for width in hidden_dims:
+            layers.append(EnsembleLinear(members, in_dim, width))
+            if layer_norm:
+                layers.append(EnsembleLayerNorm(members, width))
+            layers.append(activation(activation_name))
+            in_dim = width
+        layers.append(EnsembleLinear(members, in_dim, out_dim))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            x = x.expand(self.members, *x.shape)
+        return self.layers(x)
+
+
+def matmul_flops_per_row(module: nn.Module) -> int:
+    """2 x the multiply-adds of all (ensemble) Linear layers in `module` for one input row.
+
+    This is the forward cost that dominates these networks; a training step costs about 3x it.
+    """
+    flops = 0
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            flops += 2 * m.in_features * m.out_features
+        elif isinstance(m, EnsembleLinear):
+            flops += 2 * m.weight.numel()
+    return flops

@@ -1,0 +1,126 @@
+"""Implicit Q-learning critic (Kostrikov et al. 2021), as used by IDQL and the batch online RL study.
+
+V regresses on an upper expectile of the target critics' min Q(s, a) over dataset actions, and Q on
+r + discount * (1 - terminal) * V(s'). Only dataset actions are ever evaluated during training, so
+the critic never queries out-of-distribution actions.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from borl.policies.networks import MLP, EnsembleMLP, matmul_flops_per_row
+
+
+@dataclass
+class IQLConfig:
+    """IQL hyperparameters (IDQL defaults; LayerNorm in the critics for stability).
+
+    q_clip clamps the TD targets to the range that returns can reach: with a sparse success reward
+    (1 on the terminal success step, else 0) true Q lies in [0, 1]. None disables the clamp.
+    """
+
+    num_critics: int = 2
+    hidden: int = 256
+    layers: int = 2
+    layer_norm: bool = True
+    expectile: float = 0.7
+    discount: float = 0.99
+    tau: float = 0.005
+    lr: float = 3e-4
+    q_clip: tuple[float, float] | None = (0.0, 1.0)
+
+
+class IQLCritic:
+    """Q ensemble (one fused module), its Polyak-averaged target, V network and one Adam for both."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: IQLConfig, device: str = "cpu") -> None:
+        self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
+        hidden = (config.hidden,) * config.layers
+        self.q_net = EnsembleMLP(
+            config.num_critics, obs_dim + act_dim, hidden, 1, layer_norm=config.layer_norm
+        ).to(device)
+        self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.v_net = MLP(obs_dim, hidden, 1, layer_norm=config.layer_norm).to(device)
+        params = [*self.q_net.parameters(), *self.v_net.parameters()]
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
+        self._q_params = list(self.q_net.parameters())
+        self._target_params = list(self.target_q_net.parameters())
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One step on V's expectile loss and Q's TD loss together, then the Polyak update.
+
+        The Q target uses V(s') from before this step (as CORL's IQL does), which lets both losses
+        share one backward pass and one optimizer step.
+        """
+        cfg = self.config
+        obs_act = torch.cat([batch["obs"], batch["actions"]], dim=-1)
+        with torch.no_grad():
+            target_q = self.target_q_net(obs_act).squeeze(-1).min(dim=0).values
+            next_v = self.v_net(batch["next_obs"]).squeeze(-1)
+            td_target = batch["rewards"] + cfg.discount * (1.0 - batch["terminals"]) * next_v
+            if cfg.q_clip is not None:
+                td_target = td_target.clamp(*cfg.q_clip)
+
+        v = self.v_net(batch["obs"]).squeeze(-1)
+        diff = target_q - v
+        v_loss = (torch.where(diff > 0, cfg.expectile, 1 - cfg.expectile) * diff.square()).mean()
+        qs = self.q_net(obs_act).squeeze(-1)
+        q_loss = (qs - td_target).square().mean()
+
+        self.optimizer.zero_grad(set_to_none=True)
+        (v_loss + q_loss).backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._q_params, cfg.tau)
+        return {
+            "q_loss": q_loss.detach(),
+            "v_loss": v_loss.detach(),
+            "q_mean": qs.detach().mean(),
+            "v_mean": v.detach().mean(),
+        }
+
+    @torch.no_grad()
+    def q(self, obs: torch.Tensor, actions: torch.Tensor, use_target: bool = True) -> torch.Tensor:
+        """Min over the ensemble of Q(obs, actions): (B, obs_dim), (B, act_dim) -> (B,)."""
+        net = self.target_q_net if use_target else self.q_net
+        return net(torch.cat([obs, actions], dim=-1)).squeeze(-1).min(dim=0).values
+
+    @torch.no_grad()
+    def v(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(obs): (B, obs_dim) -> (B,)."""
+        return self.v_net(obs).squeeze(-1)
+
+    @torch.no_grad()
+    def advantage(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Target-critic min Q(obs, actions) - V(obs), shape (B,): what AWR weights exponentiate."""
+        return self.q(obs, actions) - self.v(obs)
+
+    def q_flops_per_row(self) -> int:
+        """FLOPs (2 x multiply-adds) of one Q-ensemble forward for one (obs, action) row."""
+        return matmul_flops_per_row(self.q_net)
+
+    def state_dict(self) -> dict:
+        return {
+            "q_net": self.q_net.state_dict(),
+            "target_q_net": self.target_q_net.state_dict(),
+            "v_net": self.v_net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.q_net.load_state_dict(state["q_net"])
+        self.target_q_net.load_state_dict(state["target_q_net"])
+        self.v_net.load_state_dict(state["v_net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def to(self, device: str | torch.device) -> IQLCritic:
+        """Moves networks and optimizer state to `device`; returns self."""
+        for net in (self.q_net, self.target_q_net, self.v_net):
+            net.to(device)
+        # Reloading the optimizer's own state casts it onto the parameters' new device.
+        self.optimizer.load_state_dict(self.optimizer.state_dict())
+        return self

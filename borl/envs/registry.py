@@ -1,0 +1,76 @@
+"""The tasks borl knows: each is a TaskSpec plus how to build its environment and scripted expert.
+
+Adding a task (Can, Square, Stack, ...) means adding a TaskSpec and an expert to _TASKS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from borl.envs.base import Expert, TaskEnv, TaskSpec
+from borl.envs.experts import LiftExpert
+from borl.envs.robosuite_env import RobosuiteEnv
+from borl.errors import BorlError
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task's spec with factories for its environment and its scripted expert."""
+
+    spec: TaskSpec
+    env_factory: Callable[[TaskSpec], TaskEnv]
+    expert_factory: Callable[[TaskEnv, np.random.Generator, float], Expert]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def make_env(self, horizon: int | None = None) -> TaskEnv:
+        """A fresh environment; horizon overrides the spec's episode length (e.g. a shorter evaluation)."""
+        if horizon is not None and horizon < 1:
+            raise BorlError(f"horizon must be at least 1, got {horizon}")
+        return self.env_factory(self.spec if horizon is None else replace(self.spec, horizon=horizon))
+
+    def make_expert(self, env: TaskEnv, rng: np.random.Generator, noise: float) -> Expert:
+        """The scripted expert acting in env, adding Gaussian noise of std `noise` to its arm actions."""
+        return self.expert_factory(env, rng, noise)
+
+
+_TASKS: tuple[Task, ...] = (
+    Task(
+        spec=TaskSpec(
+            name="lift",
+            description="robosuite Lift: pick up the red cube (Panda, OSC_POSE delta)",
+            obs_keys=(
+                ("robot0_eef_pos", 3),
+                ("robot0_eef_quat", 4),
+                ("robot0_gripper_qpos", 2),
+                ("object", 10),
+            ),
+            act_dim=7,
+            horizon=400,
+            default_demos=10,  # placeholder until measured
+            demo_noise=0.15,
+            env_name="Lift",
+        ),
+        env_factory=RobosuiteEnv,
+        expert_factory=LiftExpert,
+    ),
+)
+
+
+def list_tasks() -> list[Task]:
+    """All registered tasks, in registration order."""
+    return list(_TASKS)
+
+
+def get_task(name: str) -> Task:
+    """The task called name; raises BorlError naming the known tasks otherwise."""
+    for task in _TASKS:
+        if task.spec.name == name:
+            return task
+    known = ", ".join(task.spec.name for task in _TASKS)
+    raise BorlError(f"unknown task '{name}' (known: {known})")

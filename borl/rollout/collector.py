@@ -78,8 +78,8 @@ def run_jobs(
         start(i)
     while any(slots):
         active = [i for i, s in enumerate(slots) if s is not None]
-        for extract in (True, False):
-            group = [i for i in active if slots[i]["job"].extract == extract]
+        groups = [[i for i in active if slots[i]["job"].extract == extract] for extract in (True, False)]
+        for extract, group in zip((True, False), groups, strict=True):
             if not group:
                 continue
             obs = np.stack([slots[i]["obs"][-1] for i in group])

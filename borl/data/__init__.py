@@ -1,0 +1,1 @@
+"""Episodes, the crash-safe episode store, normalisation, replay sampling and dataset import/export."""

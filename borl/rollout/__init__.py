@@ -1,0 +1,1 @@
+"""Collecting episodes: batched lockstep environments over worker processes, OU noise."""

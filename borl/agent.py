@@ -36,15 +36,15 @@ class Agent:
         self.normalizer = normalizer
         self.device = torch.device(device)
         self.policy = DiffusionPolicy(obs_dim, act_dim, config.policy, device=device)
-        self.critic = IQLCritic(obs_dim, act_dim, config.critic, device=device) if config.uses_critic else None
+        self.critic = (
+            IQLCritic(obs_dim, act_dim, config.critic, device=device) if config.uses_critic else None
+        )
 
     @property
     def extraction(self) -> ExtractionConfig:
         return self.config.extraction
 
-    def act(
-        self, obs: np.ndarray, generators: list[torch.Generator], extract: bool = True
-    ) -> np.ndarray:
+    def act(self, obs: np.ndarray, generators: list[torch.Generator], extract: bool = True) -> np.ndarray:
         """Actions in the environment's units for a batch of observations, one generator per row.
 
         Each row's randomness comes only from its own generator, so an episode is reproducible from its

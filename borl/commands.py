@@ -24,7 +24,12 @@ def tasks(args: argparse.Namespace) -> int:
     for task in list_tasks():
         s = task.spec
         table.add_row(
-            s.name, str(s.obs_dim), str(s.act_dim), str(s.horizon), "scripted expert", str(s.default_demos),
+            s.name,
+            str(s.obs_dim),
+            str(s.act_dim),
+            str(s.horizon),
+            "scripted expert",
+            str(s.default_demos),
             s.description,
         )
     console.print(table)
@@ -67,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
     )
     config = build_config(args.algo, args.quick, flags, parse_assignments(args.set))
     _check_task_and_device(config)
-    out = args.out or Path("runs") / f"{config.task}-{config.algo}-seed{config.seed}{'-quick' if config.quick else ''}"
+    out = (
+        args.out
+        or Path("runs") / f"{config.task}-{config.algo}-seed{config.seed}{'-quick' if config.quick else ''}"
+    )
     run = Run.create(out, config)
     console.print(f"run directory: [bold]{out}[/bold]")
     return _finish(run, quiet=args.quiet)
@@ -107,7 +115,16 @@ def _percent(value: float, stderr: float | None = None) -> str:
 
 def _summary(rows: list[dict], directory: Path) -> None:
     table = Table(title=f"{directory}")
-    for column in ("iter", "eval success", "policy only", "rollout success", "rollouts", "train s", "collect s", "eval s"):
+    for column in (
+        "iter",
+        "eval success",
+        "policy only",
+        "rollout success",
+        "rollouts",
+        "train s",
+        "collect s",
+        "eval s",
+    ):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
@@ -138,7 +155,9 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
     if not run.checkpoint(iteration).exists():
         raise BorlError(f"{args.dir} has no checkpoint for iteration {iteration} (have {iterations})")
     jobs = [
-        EpisodeJob(Lineage("eval", iteration, i, checkpoint_name(iteration), episode_seed(args.seed, "eval", 0, i)))
+        EpisodeJob(
+            Lineage("eval", iteration, i, checkpoint_name(iteration), episode_seed(args.seed, "eval", 0, i))
+        )
         for i in range(args.episodes)
     ]
     successes: list[bool] = []

@@ -89,7 +89,9 @@ class Run:
     def create(cls, directory: Path, config: RunConfig) -> Run:
         """Start a new run; D0 from a dataset is read and checked before anything is written."""
         if (directory / "config.yaml").exists():
-            raise BorlError(f"{directory} already holds a run: use `borl resume {directory}` or another --out")
+            raise BorlError(
+                f"{directory} already holds a run: use `borl resume {directory}` or another --out"
+            )
         run = cls(directory, config)
         demos = run._read_dataset() if config.dataset else None
         directory.mkdir(parents=True, exist_ok=True)
@@ -240,7 +242,11 @@ class Run:
         ]
         successes = [e.success for e in store.iter_episodes(iteration, source)]
         with tqdm(
-            total=count, initial=len(present), desc=f"iter {iteration} {source}", disable=not progress, unit="ep"
+            total=count,
+            initial=len(present),
+            desc=f"iter {iteration} {source}",
+            disable=not progress,
+            unit="ep",
         ) as bar:
 
             def on_episode(episode: Episode) -> None:

@@ -55,7 +55,9 @@ def train_agent(
                 result = update(data.sample(steps.batch_size, generator, indices))
                 if step % 200 == 0 or step == count - 1:
                     info.update({f"{name}/{k}": float(v) for k, v in result.items()})
-                    bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in info.items() if k.startswith(name)})
+                    bar.set_postfix(
+                        {k.split("/")[-1]: f"{v:.3g}" for k, v in info.items() if k.startswith(name)}
+                    )
                 bar.update()
     info["train_seconds"] = time.perf_counter() - start
     info["transitions"] = float(data.size)

@@ -127,7 +127,11 @@ def _worker_main(config: RunConfig, inbox: mp.Queue, jobs: mp.Queue, outbox: mp.
                 return job
 
             run_jobs(
-                envs, loaded[1], next_job, lambda e: outbox.put(("episode", encode_episode(e))), config.ou_theta
+                envs,
+                loaded[1],
+                next_job,
+                lambda e: outbox.put(("episode", encode_episode(e))),
+                config.ou_theta,
             )
             outbox.put(("done", None))
     except Exception as error:  # reported to the parent, which raises it there
@@ -153,7 +157,9 @@ class Collector:
                 process.start()
                 self.workers.append((process, inbox))
 
-    def run(self, checkpoint: Path, jobs: Sequence[EpisodeJob], on_episode: Callable[[Episode], None]) -> None:
+    def run(
+        self, checkpoint: Path, jobs: Sequence[EpisodeJob], on_episode: Callable[[Episode], None]
+    ) -> None:
         """Run all jobs, calling on_episode (in this process) as each episode finishes."""
         if not jobs:
             return
@@ -187,7 +193,13 @@ class Collector:
             self.local_envs = [make_env(self.config) for _ in range(self.config.envs_per_worker)]
         agent = Agent.load(checkpoint, self.config)
         pending = list(jobs)
-        run_jobs(self.local_envs, agent, lambda: pending.pop(0) if pending else None, on_episode, self.config.ou_theta)
+        run_jobs(
+            self.local_envs,
+            agent,
+            lambda: pending.pop(0) if pending else None,
+            on_episode,
+            self.config.ou_theta,
+        )
 
     def close(self) -> None:
         for process, inbox in self.workers:

@@ -1,0 +1,186 @@
+"""The command line on real robosuite Lift: quick runs, resume after SIGKILL, bad input."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from borl.cli import main
+from borl.data.store import EpisodeStore
+
+QUICK = ["--quick", "--quiet"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "borl", *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def read_metrics(directory: Path) -> list[dict]:
+    with open(directory / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("demos") / "lift.hdf5"
+    assert main(["demos", "lift", "--episodes", "3", "--out", str(path)]) == 0
+    return path
+
+
+def test_quick_run_writes_the_run_directory(tmp_path, demo_file):
+    out = tmp_path / "run"
+    assert main(["run", "lift", *QUICK, "--dataset", str(demo_file), "--out", str(out)]) == 0
+    rows = read_metrics(out)
+    assert [r["iteration"] for r in rows] == ["0", "1"]
+    assert int(rows[1]["rollouts"]) == 4 and int(rows[1]["env_steps"]) > 0
+    assert all(0.0 <= float(r["eval_success_rate"]) <= 1.0 for r in rows)
+    assert (out / "config.yaml").exists() and (out / "plots" / "success.png").stat().st_size > 0
+    assert (out / "checkpoints" / "iter_000").is_dir() and (out / "checkpoints" / "iter_001").is_dir()
+    store = EpisodeStore(out / "data")
+    assert store.indices(0, "demo") == {0, 1, 2}
+    rollouts = store.load(1, "rollout")
+    assert {e.lineage.index for e in rollouts} == {0, 1, 2, 3}
+    assert all(e.lineage.checkpoint == "iter_000" for e in rollouts)
+
+
+def _wait_for(predicate, process: subprocess.Popen, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert process.poll() is None, process.stderr.read() if process.stderr else "run ended early"
+        assert time.monotonic() < deadline, "timed out waiting for the run to get there"
+        time.sleep(0.05)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@pytest.mark.parametrize("phase", ["collection", "training"])
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, demo_file, phase):
+    common = [*QUICK, "--dataset", str(demo_file), "--iterations", "2", "--rollouts", "6"]
+    if phase == "training":
+        common += ["--set", "train.policy_steps=3000"]
+    reference = tmp_path / "reference"
+    assert main(["run", "lift", *common, "--out", str(reference)]) == 0
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "borl", "run", "lift", *common, "--out", str(out)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    store = EpisodeStore(out / "data")
+    if phase == "collection":
+        _wait_for(lambda: 0 < len(store.indices(1, "rollout")) < 6, process)
+    else:
+        _wait_for(
+            lambda: len(store.indices(1, "rollout")) == 6 and not (out / "checkpoints" / "iter_001").exists(),
+            process,
+        )
+        time.sleep(1.0)
+    _kill_group(process)
+    assert not (out / "metrics" / "iter_002.json").exists()
+
+    assert main(["resume", str(out), "--quiet"]) == 0
+    resumed, expected = read_metrics(out), read_metrics(reference)
+    assert [r["iteration"] for r in resumed] == [r["iteration"] for r in expected]
+    for iteration in (1, 2):
+        episodes = EpisodeStore(out / "data").load(iteration, "rollout")
+        assert sorted(e.lineage.index for e in episodes) == list(range(6))
+        twins = EpisodeStore(reference / "data").load(iteration, "rollout")
+        for mine, theirs in zip(episodes, twins, strict=True):
+            assert mine.lineage == theirs.lineage
+            np.testing.assert_allclose(mine.actions, theirs.actions, atol=1e-5)
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def _write_bad_dataset(path: Path, source: Path, edit) -> Path:
+    path.write_bytes(source.read_bytes())
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    return path
+
+
+def _nan_actions(f: h5py.File) -> None:
+    actions = f["data/demo_0/actions"][()]
+    actions[3, 0] = np.nan
+    f["data/demo_0/actions"][...] = actions
+
+
+def _wrong_action_dim(f: h5py.File) -> None:
+    actions = f["data/demo_0/actions"][()]
+    del f["data/demo_0/actions"]
+    f["data/demo_0/actions"] = actions[:, :5]
+
+
+def _wrong_obs_dim(f: h5py.File) -> None:
+    obs = f["data/demo_0/obs/object"][()]
+    del f["data/demo_0/obs/object"]
+    f["data/demo_0/obs/object"] = obs[:, :4]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [(_nan_actions, "nan"), (_wrong_action_dim, "action"), (_wrong_obs_dim, "object")],
+)
+def test_bad_dataset_is_refused_before_writing(tmp_path, demo_file, capsys, edit, message):
+    bad = _write_bad_dataset(tmp_path / "bad.hdf5", demo_file, edit)
+    out = tmp_path / "run"
+    assert main(["run", "lift", *QUICK, "--dataset", str(bad), "--out", str(out)]) != 0
+    assert message in _error_line(capsys).lower()
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "lift", "--dataset", "/no/such/file.hdf5"], "file.hdf5"),
+        (["run", "cube-juggling"], "unknown task 'cube-juggling'"),
+        (["run", "lift", "--algo", "magic"], "unknown preset 'magic'"),
+        (["resume", "/no/such/run"], "not a run directory"),
+    ],
+)
+def test_bad_arguments_give_one_line(tmp_path, capsys, args, message):
+    assert main([*args, "--quiet"] if args[0] != "resume" else args) != 0
+    assert message in _error_line(capsys)
+
+
+def test_unreadable_dataset(tmp_path, capsys):
+    garbage = tmp_path / "garbage.hdf5"
+    garbage.write_text("not an hdf5 file")
+    assert main(["run", "lift", *QUICK, "--dataset", str(garbage), "--out", str(tmp_path / "r")]) != 0
+    assert "garbage.hdf5" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("flag", ["--rollouts", "--iterations", "--eval-episodes"])
+def test_negative_counts_exit_nonzero_without_traceback(flag):
+    result = run_cli("run", "lift", flag, "-3")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "must be at least" in result.stderr
+
+
+def test_existing_run_is_not_overwritten(tmp_path, demo_file, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("task: lift\n")
+    assert main(["run", "lift", *QUICK, "--dataset", str(demo_file), "--out", str(out)]) != 0
+    assert "already holds a run" in _error_line(capsys)
+    assert (out / "config.yaml").read_text() == "task: lift\n"

@@ -56,7 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--eval-episodes", type=_count(1))
     run.add_argument("--seed", type=int)
     run.add_argument("--workers", type=_count(1), help="collection processes")
-    run.add_argument("--backend", choices=["local"])
+    run.add_argument(
+        "--backend", choices=["local", "ray"], help="collection on local processes or Ray actors"
+    )
+    run.add_argument("--ray-address", help="Ray cluster to join (default: start a local Ray)")
     run.add_argument("--ou-sigma", type=_nonnegative_float, help="OU noise during collection (0 = off)")
     run.add_argument("--candidates", type=_count(1), help="best-of-N candidates for implicit extraction")
     run.add_argument("--horizon", type=_count(1), help="episode length limit (default: the task's)")
@@ -81,6 +84,17 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--iteration", type=_count(0), help="default: the latest")
     evaluate.add_argument("--episodes", type=_count(1), default=50)
     evaluate.add_argument("--seed", type=int, default=12345)
+
+    bench = sub.add_parser("bench", help="throughput against this machine's limit")
+    bench.add_argument("what", choices=["train", "sample", "rollout"])
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--threads", type=_count(1), help="torch threads (train: 2, sample: 1)")
+    bench.add_argument("--envs", type=_count(1), default=8, help="sample: environments in the batch")
+    bench.add_argument("--workers", default="1,2", help="rollout: worker counts to measure, e.g. 1,2")
+    bench.add_argument("--episodes", type=_count(1), default=16, help="rollout: episodes per measurement")
+    bench.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides, as for run"
+    )
 
     plot = sub.add_parser("plot", help="redraw the figures of run directories")
     plot.add_argument("dirs", type=Path, nargs="+")

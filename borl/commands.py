@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         backend=args.backend,
+        ray_address=args.ray_address,
         ou_sigma=args.ou_sigma,
         horizon=args.horizon,
         device=args.device,
@@ -145,7 +146,8 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
     from borl.data.episode import Lineage
     from borl.eval.stats import success_rate
     from borl.loop import Run, checkpoint_name
-    from borl.rollout.collector import Collector, EpisodeJob, episode_seed
+    from borl.rollout.backends import open_collector
+    from borl.rollout.collector import EpisodeJob, episode_seed
 
     run = Run.open(args.dir)
     iterations = [i for i in range(run.config.iterations + 1) if run.checkpoint(i).exists()]
@@ -161,7 +163,7 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
         for i in range(args.episodes)
     ]
     successes: list[bool] = []
-    with Collector(run.config) as collector:
+    with open_collector(run.config) as collector:
         collector.run(run.checkpoint(iteration), jobs, lambda e: successes.append(e.success))
     rate, stderr = success_rate(successes)
     print(f"iteration {iteration}: success {_percent(rate, stderr)} over {len(successes)} episodes")
@@ -174,6 +176,45 @@ def plot(args: argparse.Namespace) -> int:
 
     for directory in args.dirs:
         run = Run.open(directory)
-        path = plot_success(run.metrics(), directory / "plots" / "success.png", title=run._title())
+        path = plot_success(run.metrics(), directory / "plots" / "success.png", title=run.title())
         print(f"wrote {path}")
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from borl import bench as benchmarks
+
+    config = build_config("recipe", False, parse_assignments(args.set))
+    if args.what == "train":
+        result = benchmarks.bench_train(config, threads=args.threads or 2)
+    elif args.what == "sample":
+        result = benchmarks.bench_sample(config, envs=args.envs, threads=args.threads or 1)
+    else:
+        try:
+            workers = [int(w) for w in args.workers.split(",")]
+        except ValueError:
+            raise BorlError(f"--workers needs numbers like 1,2 (got '{args.workers}')") from None
+        if min(workers) < 1:
+            raise BorlError("--workers must be at least 1")
+        with tempfile.TemporaryDirectory() as tmp:
+            result = benchmarks.bench_rollout(config, workers, args.episodes, Path(tmp))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    table = Table(title=f"borl bench {args.what}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if key == "per_workers":
+            for row in value:
+                w = row["workers"]
+                table.add_row(f"W={w} collection steps/s", f"{row['steps_per_second']:.1f}")
+                table.add_row(f"W={w} limit steps/s", f"{row['limit']:.1f}")
+                table.add_row(f"W={w} ratio", f"{row['ratio']:.2f}")
+        else:
+            table.add_row(key, f"{value:.3g}" if isinstance(value, float) else str(value))
+    console.print(table)
     return 0

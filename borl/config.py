@@ -66,6 +66,7 @@ class RunConfig:
     workers: int = 2
     envs_per_worker: int = 4
     backend: str = "local"
+    ray_address: str | None = None
     ou_sigma: float = 0.0
     ou_theta: float = 0.15
     device: str = "cpu"
@@ -197,8 +198,8 @@ def validate(config: RunConfig) -> None:
         raise BorlError(f"unknown extraction '{config.extraction.kind}' (known: {', '.join(EXTRACTIONS)})")
     if config.extraction.kind == "implicit" and not config.uses_critic:
         raise BorlError("implicit extraction needs a critic: use --algo recipe")
-    if config.backend != "local":
-        raise BorlError(f"unknown backend '{config.backend}' (known: local)")
+    if config.backend not in ("local", "ray"):
+        raise BorlError(f"unknown backend '{config.backend}' (known: local, ray)")
     if config.device not in ("cpu", "cuda"):
         raise BorlError(f"unknown device '{config.device}' (known: cpu, cuda)")
 

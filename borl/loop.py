@@ -27,7 +27,8 @@ from borl.envs.registry import Task, get_task
 from borl.errors import BorlError
 from borl.eval.plots import plot_success
 from borl.eval.stats import success_rate
-from borl.rollout.collector import Collector, EpisodeJob, episode_seed
+from borl.rollout.backends import AnyCollector, open_collector
+from borl.rollout.collector import EpisodeJob, episode_seed
 from borl.train import train_agent
 
 METRIC_COLUMNS = [
@@ -146,12 +147,12 @@ class Run:
         done = set(self.completed_iterations())
         todo = [i for i in range(self.config.iterations + 1) if i not in done]
         if todo:
-            with Collector(self.config) as collector:
+            with open_collector(self.config) as collector:
                 for iteration in todo:
                     self._iteration(iteration, collector, progress)
         return self.metrics()
 
-    def _iteration(self, iteration: int, collector: Collector, progress: bool) -> None:
+    def _iteration(self, iteration: int, collector: AnyCollector, progress: bool) -> None:
         config = self.config
         timing_file = self.directory / "metrics" / f".{checkpoint_name(iteration)}.timing.json"
         timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
@@ -204,15 +205,15 @@ class Run:
         }
         _write_atomic(self.metrics_file(iteration), json.dumps(row))
         self._write_metrics_csv()
-        plot_success(self.metrics(), self.directory / "plots" / "success.png", title=self._title())
+        plot_success(self.metrics(), self.directory / "plots" / "success.png", title=self.title())
 
-    def _title(self) -> str:
+    def title(self) -> str:
         c = self.config
         return f"{c.task} / {c.algo}: M={c.rollouts} rollouts per iteration, seed {c.seed}"
 
     def _run_batch(
         self,
-        collector: Collector,
+        collector: AnyCollector,
         store: EpisodeStore,
         iteration: int,
         source: str,
@@ -258,7 +259,7 @@ class Run:
             collector.run(self.checkpoint(checkpoint), jobs, on_episode)
         return store.load(iteration, source)
 
-    def _collect(self, iteration: int, collector: Collector, progress: bool) -> None:
+    def _collect(self, iteration: int, collector: AnyCollector, progress: bool) -> None:
         self._run_batch(
             collector,
             self.data,
@@ -270,7 +271,7 @@ class Run:
             noise=self.config.ou_sigma,
         )
 
-    def _evaluate(self, iteration: int, collector: Collector, progress: bool) -> dict[str, list[Episode]]:
+    def _evaluate(self, iteration: int, collector: AnyCollector, progress: bool) -> dict[str, list[Episode]]:
         """Evaluate as deployed (noise off); the same seeds every iteration, so iterations are paired.
 
         With extraction on, the same checkpoint also acts without it ("plain"): the simpler

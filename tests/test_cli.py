@@ -184,3 +184,45 @@ def test_existing_run_is_not_overwritten(tmp_path, demo_file, capsys):
     assert main(["run", "lift", *QUICK, "--dataset", str(demo_file), "--out", str(out)]) != 0
     assert "already holds a run" in _error_line(capsys)
     assert (out / "config.yaml").read_text() == "task: lift\n"
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_workers_exit_when_the_run_is_killed(tmp_path, demo_file):
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "borl", "run", "lift", *QUICK, "--dataset", str(demo_file), "--out", str(out)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(lambda: (out / "checkpoints" / "iter_000").exists(), process)
+    workers = _children(process.pid)
+    assert workers, "the run should have worker processes"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [pid for pid in workers if _running(pid)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "collection workers outlived the killed run"

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import signal
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -107,13 +108,28 @@ def run_jobs(
                     start(i)
 
 
+def _get_while_parent_lives(source: mp.Queue) -> object:
+    """The next message, or SystemExit once the parent process is gone (no orphaned workers)."""
+    parent = mp.parent_process()
+    while True:
+        try:
+            return source.get(timeout=1.0)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                raise SystemExit(0) from None
+
+
 def _worker_main(config: RunConfig, inbox: mp.Queue, jobs: mp.Queue, outbox: mp.Queue) -> None:
-    """A collection process: builds its environments once, then serves one phase per inbox message."""
+    """A collection process: builds its environments once, then serves one phase per inbox message.
+
+    It ignores SIGINT (the parent handles Ctrl-C) and exits when the parent is gone.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     try:
         envs = [make_env(config) for _ in range(config.envs_per_worker)]
         loaded: tuple[str, Agent] | None = None
-        while (checkpoint := inbox.get()) is not None:
+        while (checkpoint := _get_while_parent_lives(inbox)) is not None:
             if loaded is None or loaded[0] != checkpoint:
                 loaded = (checkpoint, Agent.load(Path(checkpoint), config))
             exhausted = False
@@ -122,17 +138,14 @@ def _worker_main(config: RunConfig, inbox: mp.Queue, jobs: mp.Queue, outbox: mp.
                 nonlocal exhausted
                 if exhausted:
                     return None
-                job = jobs.get()
+                job = _get_while_parent_lives(jobs)
                 exhausted = job is None
                 return job
 
-            run_jobs(
-                envs,
-                loaded[1],
-                next_job,
-                lambda e: outbox.put(("episode", encode_episode(e))),
-                config.ou_theta,
-            )
+            def send(episode: Episode) -> None:
+                outbox.put(("episode", encode_episode(episode)))
+
+            run_jobs(envs, loaded[1], next_job, send, config.ou_theta)
             outbox.put(("done", None))
     except Exception as error:  # reported to the parent, which raises it there
         outbox.put(("error", f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
@@ -192,23 +205,25 @@ class Collector:
         if not self.local_envs:
             self.local_envs = [make_env(self.config) for _ in range(self.config.envs_per_worker)]
         agent = Agent.load(checkpoint, self.config)
-        pending = list(jobs)
+        pending = iter(jobs)
         run_jobs(
             self.local_envs,
             agent,
-            lambda: pending.pop(0) if pending else None,
+            lambda: next(pending, None),
             on_episode,
             self.config.ou_theta,
         )
 
-    def close(self) -> None:
+    def close(self, graceful: bool = True) -> None:
+        """Stop the workers: let them finish and exit, or (after an error) terminate them now."""
         for process, inbox in self.workers:
-            if process.is_alive():
+            if graceful and process.is_alive():
                 inbox.put(None)
         for process, _ in self.workers:
-            process.join(timeout=10)
+            process.join(timeout=10 if graceful else 0)
             if process.is_alive():
                 process.terminate()
+                process.join()
         for env in self.local_envs:
             env.close()
         self.workers = []
@@ -217,9 +232,5 @@ class Collector:
     def __enter__(self) -> Collector:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def with_checkpoint(job: EpisodeJob, checkpoint: str) -> EpisodeJob:
-    return replace(job, lineage=replace(job.lineage, checkpoint=checkpoint))
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        self.close(graceful=exc_type is None)

@@ -1,0 +1,193 @@
+"""Throughput against this machine's limit: training and sampling FLOP rates against the measured
+matrix-multiply roofline, and collection speed against the simulator-plus-policy limit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from borl.agent import Agent
+from borl.config import RunConfig, build_config
+from borl.data.normalization import Normalizer
+from borl.policies.networks import matmul_flops_per_row
+
+
+def _best_seconds(fn: Callable[[], object], repeats: int, rounds: int = 3) -> float:
+    """Best-of-rounds mean seconds per call after one warm-up call."""
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return best
+
+
+def roofline(threads: int, size: int = 2048) -> float:
+    """fp32 matrix-multiply GFLOP/s that torch reaches here with `threads` threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    seconds = _best_seconds(lambda: a @ b, repeats=5)
+    torch.set_num_threads(previous)
+    return 2 * size**3 / seconds / 1e9
+
+
+def synthetic_agent(config: RunConfig, obs_dim: int, act_dim: int) -> Agent:
+    normalizer = Normalizer(
+        np.zeros(obs_dim, np.float32),
+        np.ones(obs_dim, np.float32),
+        -np.ones(act_dim, np.float32),
+        np.ones(act_dim, np.float32),
+    )
+    return Agent(config, obs_dim, act_dim, normalizer)
+
+
+def synthetic_batch(batch_size: int, obs_dim: int, act_dim: int) -> dict[str, torch.Tensor]:
+    return {
+        "obs": torch.randn(batch_size, obs_dim),
+        "next_obs": torch.randn(batch_size, obs_dim),
+        "actions": torch.rand(batch_size, act_dim) * 2 - 1,
+        "rewards": (torch.rand(batch_size) < 0.05).float(),
+        "terminals": (torch.rand(batch_size) < 0.05).float(),
+    }
+
+
+def update_flops(agent: Agent, batch_size: int) -> dict[str, float]:
+    """FLOPs of one policy update and one critic update (forward 1x, forward + backward 3x)."""
+    policy = 3 * agent.policy.denoiser_flops_per_row() * batch_size
+    critic = agent.critic
+    q = matmul_flops_per_row(critic.q_net)
+    v = matmul_flops_per_row(critic.v_net)
+    # target Q (fwd), V(s') (fwd), V(s) (fwd + bwd), Q ensemble (fwd + bwd)
+    critic_flops = (q + v + 3 * v + 3 * q) * batch_size
+    return {"policy": float(policy), "critic": float(critic_flops)}
+
+
+def bench_train(config: RunConfig, obs_dim: int = 19, act_dim: int = 7, threads: int = 2) -> dict:
+    """Achieved GFLOP/s of the update step (critic + policy) of the given networks."""
+    torch.set_num_threads(threads)
+    agent = synthetic_agent(config, obs_dim, act_dim)
+    batch = synthetic_batch(config.train.batch_size, obs_dim, act_dim)
+    flops = update_flops(agent, config.train.batch_size)
+
+    def step() -> None:
+        agent.critic.update(batch)
+        agent.policy.update(batch)
+
+    seconds = _best_seconds(step, repeats=30)
+    peak = roofline(threads)
+    achieved = (flops["policy"] + flops["critic"]) / seconds / 1e9
+    return {
+        "threads": threads,
+        "batch_size": config.train.batch_size,
+        "update_ms": seconds * 1e3,
+        "gflop_per_update": (flops["policy"] + flops["critic"]) / 1e9,
+        "achieved_gflops": achieved,
+        "roofline_gflops": peak,
+        "ratio": achieved / peak,
+    }
+
+
+def bench_sample(
+    config: RunConfig, envs: int = 8, obs_dim: int = 19, act_dim: int = 7, threads: int = 1
+) -> dict:
+    """Achieved GFLOP/s of best-of-N action selection for a batch of environments (one worker)."""
+    torch.set_num_threads(threads)
+    agent = synthetic_agent(config, obs_dim, act_dim)
+    obs = np.random.default_rng(0).normal(size=(envs, obs_dim)).astype(np.float32)
+    generators = [torch.Generator().manual_seed(i) for i in range(envs)]
+    seconds = _best_seconds(lambda: agent.act(obs, generators), repeats=20)
+    per_env = policy_flops_per_step(agent)
+    peak = roofline(threads)
+    achieved = per_env * envs / seconds / 1e9
+    return {
+        "threads": threads,
+        "envs": envs,
+        "candidates": config.extraction.candidates,
+        "act_ms": seconds * 1e3,
+        "mflop_per_env_step": per_env / 1e6,
+        "achieved_gflops": achieved,
+        "roofline_gflops": peak,
+        "ratio": achieved / peak,
+    }
+
+
+def policy_flops_per_step(agent: Agent) -> float:
+    """FLOPs the deployed agent spends per environment step: N candidates x T denoising steps, plus
+    the critic scoring the N candidates."""
+    implicit = agent.extraction.kind == "implicit"
+    n = agent.extraction.candidates if implicit else 1
+    flops = n * agent.config.policy.timesteps * agent.policy.denoiser_flops_per_row()
+    if implicit:
+        flops += n * matmul_flops_per_row(agent.critic.q_net)
+    return float(flops)
+
+
+def raw_sim_steps_per_second(config: RunConfig, steps: int = 600) -> float:
+    """Single-process environment steps/s with random actions: the simulator alone."""
+    from borl.rollout.collector import make_env
+
+    env = make_env(config)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    count, start = 0, time.perf_counter()
+    while count < steps:
+        _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, size=7).astype(np.float32))
+        count += 1
+        if terminated or truncated:
+            env.reset(seed=count)
+    rate = count / (time.perf_counter() - start)
+    env.close()
+    return rate
+
+
+def bench_rollout(config: RunConfig, workers: list[int], episodes: int, directory: Path) -> dict:
+    """Collection steps/s of borl against the limit W / (sim step time + policy FLOPs / roofline)."""
+    from borl.data.episode import Lineage
+    from borl.rollout.collector import Collector, EpisodeJob
+
+    agent = synthetic_agent(config, 19, 7)
+    checkpoint = directory / "bench_checkpoint"
+    agent.save(checkpoint)
+    sim_rate = raw_sim_steps_per_second(config)
+    peak_one_core = roofline(1)
+    flops = policy_flops_per_step(agent)
+    step_seconds = 1 / sim_rate + flops / (peak_one_core * 1e9)
+    results = []
+    for w in workers:
+        run_config = build_config(config.algo, False, {"workers": w, "horizon": config.horizon})
+        jobs = [EpisodeJob(Lineage("bench", 0, i, seed=i)) for i in range(episodes)]
+        steps = 0
+
+        def count(episode) -> None:
+            nonlocal steps
+            steps += len(episode)
+
+        with Collector(run_config) as collector:
+            collector.run(checkpoint, jobs[: w * run_config.envs_per_worker], lambda e: None)
+            start = time.perf_counter()
+            collector.run(checkpoint, jobs, count)
+            seconds = time.perf_counter() - start
+        limit = w / step_seconds
+        results.append(
+            {
+                "workers": w,
+                "steps_per_second": steps / seconds,
+                "limit": limit,
+                "ratio": steps / seconds / limit,
+            }
+        )
+    return {
+        "raw_sim_steps_per_second": sim_rate,
+        "policy_mflop_per_step": flops / 1e6,
+        "roofline_one_core_gflops": peak_one_core,
+        "policy_share_of_step": flops / (peak_one_core * 1e9) / step_seconds,
+        "per_workers": results,
+        "ratio": min(r["ratio"] for r in results),
+    }

@@ -1,0 +1,68 @@
+"""Collection gives the same episodes however it is spread: one process, several, or Ray actors."""
+
+import numpy as np
+import pytest
+
+from borl.bench import synthetic_agent
+from borl.config import build_config
+from borl.data.episode import Lineage
+from borl.rollout.collector import Collector, EpisodeJob, episode_seed
+from borl.rollout.noise import OUNoise
+from borl.rollout.ray_backend import RayCollector
+
+EPISODES = 5
+
+
+def collect(collector_class, checkpoint, **overrides):
+    config = build_config("recipe", True, {"horizon": 25, "ou_sigma": 0.2, **overrides})
+    jobs = [
+        EpisodeJob(Lineage("rollout", 1, i, "iter_000", episode_seed(0, "rollout", 1, i), noise=0.2))
+        for i in range(EPISODES)
+    ]
+    episodes = []
+    with collector_class(config) as collector:
+        collector.run(checkpoint, jobs, episodes.append)
+    return sorted(episodes, key=lambda e: e.lineage.index)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("agent") / "iter_000"
+    synthetic_agent(build_config("recipe", True), 19, 7).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def serial(checkpoint):
+    return collect(Collector, checkpoint, workers=1, envs_per_worker=1)
+
+
+def assert_same(episodes, reference):
+    assert [e.lineage for e in episodes] == [e.lineage for e in reference]
+    for mine, theirs in zip(episodes, reference, strict=True):
+        np.testing.assert_array_equal(mine.actions, theirs.actions)
+        np.testing.assert_array_equal(mine.observations, theirs.observations)
+
+
+def test_lockstep_batch_matches_one_env_at_a_time(checkpoint, serial):
+    assert len(serial) == EPISODES and all(len(e) == 25 for e in serial)
+    assert_same(collect(Collector, checkpoint, workers=1, envs_per_worker=3), serial)
+
+
+def test_worker_processes_match_serial(checkpoint, serial):
+    assert_same(collect(Collector, checkpoint, workers=2, envs_per_worker=2), serial)
+
+
+def test_ray_actors_match_serial(checkpoint, serial):
+    pytest.importorskip("ray", reason="Ray is installed by scripts/setup.sh")
+    assert_same(collect(RayCollector, checkpoint, workers=2, envs_per_worker=2, backend="ray"), serial)
+
+
+def test_ou_noise_is_correlated_and_seeded():
+    first = OUNoise(3, 0.3, 0.15, np.random.default_rng(1))()
+    noise = OUNoise(3, 0.3, 0.15, np.random.default_rng(1))
+    series = np.array([noise() for _ in range(2000)])
+    np.testing.assert_array_equal(series[0], first)
+    lag1 = np.corrcoef(series[:-1, 0], series[1:, 0])[0, 1]
+    assert lag1 == pytest.approx(0.85, abs=0.05)
+    assert np.all(OUNoise(3, 0.0, 0.15, np.random.default_rng(1))() == 0)

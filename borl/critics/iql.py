@@ -54,7 +54,7 @@ class IQLCritic:
         """One step on V's expectile loss and Q's TD loss together, then the Polyak update.
 
         The Q target uses V(s') from before this step (as CORL's IQL does), which lets both losses
-        share one backward pass and one optimizer step.
+        share one backward pass and one optimizer step. Infos are detached 0-d tensors.
         """
         cfg = self.config
         obs_act = torch.cat([batch["obs"], batch["actions"]], dim=-1)

@@ -118,7 +118,10 @@ class DiffusionPolicy:
         return per_row.mean()
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One gradient step on batch["obs"], batch["actions"] (and batch["weights"] if present)."""
+        """One gradient step on batch["obs"], batch["actions"] (and batch["weights"] if present).
+
+        Infos are detached 0-d tensors, so that nothing waits on a device; float() them to log.
+        """
         loss = self.loss(batch["obs"], batch["actions"], batch.get("weights"))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

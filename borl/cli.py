@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--iteration", type=_count(0), help="default: the latest")
     evaluate.add_argument("--episodes", type=_count(1), default=50)
     evaluate.add_argument("--seed", type=int, default=12345)
+    evaluate.add_argument(
+        "--no-extraction", action="store_true", help="act with one policy sample, without the critic"
+    )
 
     bench = sub.add_parser("bench", help="throughput against this machine's limit")
     bench.add_argument("what", choices=["train", "sample", "rollout"])

@@ -158,7 +158,8 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
         raise BorlError(f"{args.dir} has no checkpoint for iteration {iteration} (have {iterations})")
     jobs = [
         EpisodeJob(
-            Lineage("eval", iteration, i, checkpoint_name(iteration), episode_seed(args.seed, "eval", 0, i))
+            Lineage("eval", iteration, i, checkpoint_name(iteration), episode_seed(args.seed, "eval", 0, i)),
+            extract=not args.no_extraction,
         )
         for i in range(args.episodes)
     ]
@@ -166,7 +167,8 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
     with open_collector(run.config) as collector:
         collector.run(run.checkpoint(iteration), jobs, lambda e: successes.append(e.success))
     rate, stderr = success_rate(successes)
-    print(f"iteration {iteration}: success {_percent(rate, stderr)} over {len(successes)} episodes")
+    how = "policy alone" if args.no_extraction else "as deployed"
+    print(f"iteration {iteration} ({how}): success {_percent(rate, stderr)} over {len(successes)} episodes")
     return 0
 
 

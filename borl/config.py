@@ -19,10 +19,15 @@ from borl.policies.diffusion import DiffusionConfig
 
 @dataclass
 class TrainConfig:
-    """Gradient steps per iteration; every iteration retrains on all data collected so far."""
+    """Gradient steps per iteration; every iteration retrains on all data collected so far.
+
+    The critic needs more steps than the policy: with Polyak 0.005, value propagates about one
+    Bellman backup per 200 steps. On Lift's iteration-1 data (3 demos + 50 rollouts) best-of-32
+    succeeded in 6/30 episodes with a 3k-step critic and 14/30 with a 10k-step one.
+    """
 
     policy_steps: int = 3000
-    critic_steps: int = 3000
+    critic_steps: int = 10000
     batch_size: int = 256
     warm_start: bool = False
     threads: int = 2

@@ -33,6 +33,7 @@ def train_agent(
     is what made a warm-started critic diverge in the first prototype (FACTS.md).
     """
     torch.manual_seed(seed)
+    torch.set_num_threads(config.train.threads)
     observations = np.concatenate([e.observations for e in episodes])
     actions = np.concatenate([e.actions for e in episodes])
     normalizer = Normalizer.fit(observations, actions)

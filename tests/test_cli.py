@@ -219,7 +219,7 @@ def test_workers_exit_when_the_run_is_killed(tmp_path, demo_file):
     assert workers, "the run should have worker processes"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     alive = [pid for pid in workers if _running(pid)]

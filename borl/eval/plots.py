@@ -29,7 +29,13 @@ def plot_success(rows: list[dict], path: Path, title: str = "") -> Path:
         ax.errorbar(iterations, values, yerr=errors, marker="o", capsize=3, label=label, color=color)
     rollout = [(r["iteration"], r["rollout_success_rate"]) for r in rows if r.get("rollouts")]
     if rollout:
-        ax.plot(*zip(*rollout, strict=True), "s--", color="C2", alpha=0.7, label="collected rollouts")
+        ax.plot(
+            *zip(*rollout, strict=True),
+            "s--",
+            color="C2",
+            alpha=0.7,
+            label="rollouts (collected by the previous iteration's agent)",
+        )
     episodes = rows[0]["eval_episodes"] if rows else 0
     ax.set_xlabel("iteration (0 = trained on demonstrations only)")
     ax.set_ylabel(f"success rate (± s.e., {episodes} episodes)")

@@ -59,7 +59,7 @@ class RayCollector:
         try:
             import ray
         except ImportError:
-            raise BorlError("--backend ray needs Ray: pip install 'ray[default]'") from None
+            raise BorlError("--backend ray needs Ray: pip install 'borl[ray]'") from None
         self.ray = ray
         self.config = config
         self.started_ray = not ray.is_initialized()

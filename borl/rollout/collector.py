@@ -10,6 +10,7 @@ whose episodes are not yet stored.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import signal
 import traceback
@@ -109,14 +110,19 @@ def run_jobs(
 
 
 def _get_while_parent_lives(source: mp.Queue) -> object:
-    """The next message, or SystemExit once the parent process is gone (no orphaned workers)."""
+    """The next message; exits the process at once when the parent is gone (no orphaned workers).
+
+    os._exit skips flushing queued episodes into a pipe that nobody reads any more, which would
+    otherwise block the exit forever.
+    """
     parent = mp.parent_process()
     while True:
+        if parent is not None and not parent.is_alive():
+            os._exit(0)
         try:
             return source.get(timeout=1.0)
         except queue.Empty:
-            if parent is not None and not parent.is_alive():
-                raise SystemExit(0) from None
+            continue
 
 
 def _worker_main(config: RunConfig, inbox: mp.Queue, jobs: mp.Queue, outbox: mp.Queue) -> None:

@@ -13,7 +13,7 @@ import csv
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -119,7 +119,7 @@ class Run:
         for index, episode in enumerate(demos):
             if index not in present:
                 lineage = Lineage("demo", 0, index, seed=episode.lineage.seed, noise=episode.lineage.noise)
-                store.append(Episode(**{**episode.__dict__, "lineage": lineage}))
+                store.append(replace(episode, lineage=lineage))
         _write_atomic(self.directory / "data" / "iter_000" / "COMPLETE", f"{len(demos)}\n")
 
     def _ensure_demos(self) -> None:

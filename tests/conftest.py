@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
@@ -12,3 +13,12 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"shared fixtures folder not found at {FIXTURES}")
     return FIXTURES
+
+
+@pytest.fixture
+def one_thread():
+    """Small networks gain little from a second thread and lose 10x when the cores are busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,14 +9,7 @@ from torch import nn
 from borl.policies import DiffusionConfig, DiffusionPolicy, vp_beta_schedule
 from borl.policies.networks import EnsembleMLP
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These small networks gain little from a second thread and lose 10x when the cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = DiffusionConfig(width=64, blocks=2, expansion=2, time_dim=16, time_hidden=32, lr=1e-3)

@@ -5,14 +5,7 @@ import torch
 
 from borl.extraction import best_of_n, choose
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These small networks gain little from a second thread and lose 10x when the cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class DistanceCritic:

@@ -7,14 +7,7 @@ import torch
 
 from borl.critics import IQLConfig, IQLCritic
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These small networks gain little from a second thread and lose 10x when the cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = IQLConfig(hidden=64, expectile=0.9, discount=0.9, tau=0.05, lr=1e-3)

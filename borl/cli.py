@@ -87,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--no-extraction", action="store_true", help="act with one policy sample, without the critic"
     )
+    evaluate.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extraction settings to try, e.g. --set extraction.candidates=8",
+    )
 
     bench = sub.add_parser("bench", help="throughput against this machine's limit")
     bench.add_argument("what", choices=["train", "sample", "rollout"])

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from borl.config import build_config, parse_assignments
+from borl.config import build_config, merge, parse_assignments, validate
 from borl.errors import BorlError
 
 console = Console()
@@ -150,6 +150,11 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
     from borl.rollout.collector import EpisodeJob, episode_seed
 
     run = Run.open(args.dir)
+    overrides = parse_assignments(args.set)
+    if set(overrides) - {"extraction"}:
+        raise BorlError("borl eval --set changes only extraction.* (the checkpoint fixes the networks)")
+    config = merge(run.config, overrides)
+    validate(config)
     iterations = [i for i in range(run.config.iterations + 1) if run.checkpoint(i).exists()]
     if not iterations:
         raise BorlError(f"{args.dir} has no checkpoint yet")
@@ -164,10 +169,13 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
         for i in range(args.episodes)
     ]
     successes: list[bool] = []
-    with open_collector(run.config) as collector:
+    with open_collector(config) as collector:
         collector.run(run.checkpoint(iteration), jobs, lambda e: successes.append(e.success))
     rate, stderr = success_rate(successes)
-    how = "policy alone" if args.no_extraction else "as deployed"
+    x = config.extraction
+    how = "policy alone" if args.no_extraction or x.kind == "none" else f"best of {x.candidates}"
+    if not args.no_extraction and x.kind == "implicit" and x.temperature > 0:
+        how += f", softmax temperature {x.temperature}"
     print(f"iteration {iteration} ({how}): success {_percent(rate, stderr)} over {len(successes)} episodes")
     return 0
 

@@ -52,6 +52,19 @@ def test_quick_run_writes_the_run_directory(tmp_path, demo_file):
     assert all(e.lineage.checkpoint == "iter_000" for e in rollouts)
 
 
+def test_eval_a_checkpoint_with_other_extraction(tmp_path, demo_file, capsys):
+    out = tmp_path / "run"
+    args = ["run", "lift", *QUICK, "--dataset", str(demo_file), "--iterations", "0", "--out", str(out)]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--episodes", "2", "--set", "extraction.candidates=2"]) == 0
+    assert "iteration 0 (best of 2): success" in capsys.readouterr().out
+    assert main(["eval", str(out), "--episodes", "2", "--no-extraction"]) == 0
+    assert "(policy alone)" in capsys.readouterr().out
+    assert main(["eval", str(out), "--set", "policy.width=8"]) != 0
+    assert "only extraction" in _error_line(capsys)
+
+
 def _wait_for(predicate, process: subprocess.Popen, timeout: float = 240.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -29,7 +29,6 @@ class TrainConfig:
     policy_steps: int = 3000
     critic_steps: int = 10000
     batch_size: int = 256
-    warm_start: bool = False
     threads: int = 2
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from borl.agent import Agent
-from borl.config import RunConfig, build_config
+from borl.config import RunConfig, merge
 from borl.data.normalization import Normalizer
 from borl.policies.networks import matmul_flops_per_row
 
@@ -161,7 +161,7 @@ def bench_rollout(config: RunConfig, workers: list[int], episodes: int, director
     step_seconds = 1 / sim_rate + flops / (peak_one_core * 1e9)
     results = []
     for w in workers:
-        run_config = build_config(config.algo, False, {"workers": w, "horizon": config.horizon})
+        run_config = merge(config, {"workers": w})
         jobs = [EpisodeJob(Lineage("bench", 0, i, seed=i)) for i in range(episodes)]
         steps = 0
 

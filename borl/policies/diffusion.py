@@ -169,12 +169,20 @@ class DiffusionPolicy:
         net.train(was_training)
         return x.clamp_(-1.0, 1.0).reshape(batch, n, self.act_dim)
 
-    def denoiser_flops_per_row(self) -> int:
+    def network_flops_per_row(self) -> int:
         """FLOPs (2 x multiply-adds) of one noise-network forward for one row.
 
         Sampling n actions costs T * n times this; a training row about 3 times this.
         """
         return matmul_flops_per_row(self.model)
+
+    def denoiser_flops_per_row(self) -> int:
+        """`network_flops_per_row` under the name borl/bench.py still calls."""
+        return self.network_flops_per_row()
+
+    def sample_flops_per_action(self) -> int:
+        """FLOPs of drawing one action: T noise-network forwards."""
+        return self.config.timesteps * self.network_flops_per_row()
 
     def state_dict(self) -> dict:
         return {

@@ -1,0 +1,145 @@
+"""Gaussian policy: the unimodal baseline of the study's policy-expressivity axis.
+
+An LN-ResNet (the same trunk as the diffusion policy's noise network, so that the two classes differ
+in the distribution they can represent, not in the network) maps the observation to the mean and the
+state-dependent log standard deviation of a diagonal Gaussian over normalised actions. It learns by
+(optionally weighted) maximum likelihood. Like the diffusion policy it draws no random numbers when
+sampling: the caller supplies the standard-normal noise (`noise_shape`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+
+from borl.policies.networks import LNResNet, matmul_flops_per_row
+
+
+@dataclass
+class GaussianConfig:
+    """Gaussian policy hyperparameters.
+
+    The trunk defaults match the diffusion policy's CPU defaults (width 256, 3 blocks, no expansion,
+    dropout 0.1, SiLU). log_std is clamped to [log_std_min, log_std_max]: in normalised action units
+    exp(-5) = 0.007 is finer than any action matters, and exp(2) = 7.4 already covers [-1, 1] uniformly.
+    """
+
+    width: int = 256
+    blocks: int = 3
+    expansion: int = 1
+    dropout: float = 0.1
+    activation: str = "silu"
+    lr: float = 3e-4
+    ema_decay: float = 0.999
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+
+
+class GaussianPolicy:
+    """A diagonal-Gaussian policy learner: network, its Adam optimizer and an EMA copy for sampling."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: GaussianConfig, device: str = "cpu") -> None:
+        self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
+        self.model = LNResNet(
+            obs_dim,
+            2 * act_dim,
+            config.width,
+            config.blocks,
+            config.expansion,
+            config.dropout,
+            config.activation,
+        ).to(device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
+        self.step = 0
+
+    def distribution(self, obs: torch.Tensor, use_ema: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and clamped log-std, each (B, act_dim), of the action distribution at obs (B, obs_dim)."""
+        net = self.ema if use_ema else self.model
+        mean, log_std = net(obs).chunk(2, dim=-1)
+        return mean, log_std.clamp(self.config.log_std_min, self.config.log_std_max)
+
+    def loss(
+        self, obs: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Negative log-likelihood of the actions, summed over action dimensions.
+
+        Then the (optionally `weights`-weighted, as given) mean over rows.
+        """
+        mean, log_std = self.distribution(obs)
+        z = (actions - mean) * torch.exp(-log_std)
+        per_row = (0.5 * z.square() + log_std).sum(dim=-1) + 0.5 * self.act_dim * math.log(2 * math.pi)
+        if weights is not None:
+            per_row = per_row * weights
+        return per_row.mean()
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One gradient step on batch["obs"], batch["actions"] (and batch["weights"] if present).
+
+        Infos are detached 0-d tensors, so that nothing waits on a device; float() them to log.
+        """
+        loss = self.loss(batch["obs"], batch["actions"], batch.get("weights"))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
+        return {"policy_loss": loss.detach()}
+
+    def noise_shape(self, n: int) -> tuple[int, int]:
+        """Shape of the standard-normal noise that `sample` needs for n samples of one observation."""
+        return (n, self.act_dim)
+
+    @torch.inference_mode()
+    def sample(self, obs: torch.Tensor, noise: torch.Tensor, use_ema: bool = True) -> torch.Tensor:
+        """n actions per observation: obs (B, obs_dim), noise (B, n, act_dim) -> (B, n, act_dim).
+
+        mean + std * noise, clipped to [-1, 1]; deterministic given `noise`.
+        """
+        batch, n = noise.shape[:2]
+        if noise.shape[1:] != self.noise_shape(n) or obs.shape != (batch, self.obs_dim):
+            raise ValueError(
+                f"sample: obs {tuple(obs.shape)} and noise {tuple(noise.shape)} do not match "
+                f"(B, {self.obs_dim}) and (B, n, {self.act_dim})"
+            )
+        net = self.ema if use_ema else self.model
+        was_training = net.training
+        net.eval()
+        mean, log_std = self.distribution(obs, use_ema)
+        net.train(was_training)
+        return (mean[:, None] + log_std.exp()[:, None] * noise).clamp_(-1.0, 1.0)
+
+    def network_flops_per_row(self) -> int:
+        """FLOPs (2 x multiply-adds) of one network forward for one row; a training row costs ~3x."""
+        return matmul_flops_per_row(self.model)
+
+    def sample_flops_per_action(self) -> int:
+        """FLOPs of drawing one action: one network forward (the noise costs no matmul)."""
+        return self.network_flops_per_row()
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = state["step"]
+
+    def to(self, device: str | torch.device) -> GaussianPolicy:
+        """Moves networks and optimizer state to `device`; returns self."""
+        self.model.to(device)
+        self.ema.to(device)
+        # Reloading the optimizer's own state casts it onto the parameters' new device.
+        self.optimizer.load_state_dict(self.optimizer.state_dict())
+        return self

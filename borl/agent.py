@@ -16,7 +16,14 @@ from borl.critics.iql import IQLCritic
 from borl.data.normalization import Normalizer
 from borl.errors import BorlError
 from borl.extraction.implicit import best_of_n
-from borl.policies.diffusion import DiffusionPolicy
+from borl.policies import DiffusionPolicy, GaussianPolicy, Policy
+
+
+def make_policy(config: RunConfig, obs_dim: int, act_dim: int, device: str = "cpu") -> Policy:
+    """A fresh policy of the class `config.policy_class`, with that class's settings."""
+    if config.policy_class == "gaussian":
+        return GaussianPolicy(obs_dim, act_dim, config.gaussian, device=device)
+    return DiffusionPolicy(obs_dim, act_dim, config.policy, device=device)
 
 
 class Agent:
@@ -35,7 +42,7 @@ class Agent:
         self.act_dim = act_dim
         self.normalizer = normalizer
         self.device = torch.device(device)
-        self.policy = DiffusionPolicy(obs_dim, act_dim, config.policy, device=device)
+        self.policy = make_policy(config, obs_dim, act_dim, device=device)
         self.critic = (
             IQLCritic(obs_dim, act_dim, config.critic, device=device) if config.uses_critic else None
         )
@@ -48,10 +55,11 @@ class Agent:
         """Actions in the environment's units for a batch of observations, one generator per row.
 
         Each row's randomness comes only from its own generator, so an episode is reproducible from its
-        seed whatever other episodes share the batch. extract=False takes one plain policy sample (the
+        seed whatever other episodes share the batch. Implicit extraction picks among candidates with
+        the critic; AWR and no extraction act with one plain policy sample, as does extract=False (the
         policy without extraction, for comparison).
         """
-        implicit = extract and self.extraction.kind == "implicit"
+        implicit = extract and self.extraction.at_rollout
         n = self.extraction.candidates if implicit else 1
         shape = self.policy.noise_shape(n)
         noise = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(self.device)

@@ -48,7 +48,19 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="batch online RL: D0, then iterations of collect and retrain")
     run.add_argument("task")
-    run.add_argument("--algo", default="recipe", help="preset: recipe, il, filtered-il")
+    run.add_argument(
+        "--algo",
+        default="recipe",
+        help="preset: recipe, il, filtered-il, awr, gaussian-awr, gaussian-implicit, steering",
+    )
+    axes = run.add_argument_group("the study's axes (each overrides the preset's)")
+    axes.add_argument("--policy-class", help="diffusion or gaussian")
+    axes.add_argument(
+        "--algorithm",
+        help="value (BC + IQL critic), il, filtered_il (successful episodes only) "
+        "or steering (policy frozen after D0, critic retrained)",
+    )
+    axes.add_argument("--extraction", help="implicit (best-of-N by Q), awr (Q-weighted BC) or none")
     run.add_argument("--dataset", help="robomimic HDF5 demonstrations (default: made by the scripted expert)")
     run.add_argument("--demos", type=_count(1), help="D0 size (default: the task's)")
     run.add_argument("--iterations", type=_count(0))

@@ -69,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
         ou_sigma=args.ou_sigma,
         horizon=args.horizon,
         device=args.device,
-        extraction={"candidates": args.candidates} if args.candidates else {},
+        policy_class=args.policy_class,
+        algorithm=args.algorithm,
+        extraction={
+            k: v for k, v in {"kind": args.extraction, "candidates": args.candidates}.items() if v is not None
+        },
     )
     config = build_config(args.algo, args.quick, flags, parse_assignments(args.set))
     _check_task_and_device(config)
@@ -173,8 +177,8 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
         collector.run(run.checkpoint(iteration), jobs, lambda e: successes.append(e.success))
     rate, stderr = success_rate(successes)
     x = config.extraction
-    how = "policy alone" if args.no_extraction or x.kind == "none" else f"best of {x.candidates}"
-    if not args.no_extraction and x.kind == "implicit" and x.temperature > 0:
+    how = "policy alone" if args.no_extraction or not x.at_rollout else f"best of {x.candidates}"
+    if not args.no_extraction and x.at_rollout and x.temperature > 0:
         how += f", softmax temperature {x.temperature}"
     print(f"iteration {iteration} ({how}): success {_percent(rate, stderr)} over {len(successes)} episodes")
     return 0

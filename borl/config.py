@@ -14,7 +14,8 @@ import yaml
 from borl.algos import ALGORITHMS, trains_critic
 from borl.critics.iql import IQLConfig
 from borl.errors import BorlError
-from borl.policies.diffusion import DiffusionConfig
+from borl.extraction import EXTRACTIONS
+from borl.policies import POLICY_CLASSES, DiffusionConfig, GaussianConfig
 
 
 @dataclass
@@ -34,15 +35,29 @@ class TrainConfig:
 
 @dataclass
 class ExtractionConfig:
-    """How the deployed policy turns samples into an action.
+    """How the critic shapes the policy's actions: at rollout (implicit) or in training (AWR).
 
     kind "implicit": draw `candidates` actions from the policy, take the one with the highest min
-    target Q (or sample softmax(Q / temperature) when temperature > 0); "none": one policy sample.
+    target Q (or sample softmax(Q / temperature) when temperature > 0).
+    kind "awr": train the policy with each dataset action weighted by exp(beta * (Q - V)), clipped at
+    max_weight; act with one policy sample. kind "none": plain imitation, one policy sample.
+
+    beta 10 and max_weight 100 are IQL's AntMaze settings, the sparse goal-reaching setting closest to
+    these tasks (IQL uses beta 3 for dense-reward locomotion, 0.5 for Kitchen and Adroit, and clips at
+    100 throughout). With a 0/1 success reward Q and V lie in [0, 1], so advantages are small: beta 3
+    would weight dataset actions within a few percent of each other, which is behaviour cloning.
     """
 
     kind: str = "implicit"
     candidates: int = 32
     temperature: float = 0.0
+    beta: float = 10.0
+    max_weight: float = 100.0
+
+    @property
+    def at_rollout(self) -> bool:
+        """Whether acting needs the critic (implicit best-of-N) rather than one policy sample."""
+        return self.kind == "implicit"
 
 
 # The LN-ResNet's 4x expansion (IDQL's default) costs 2.5x the training time and 4x the sampling
@@ -53,10 +68,17 @@ CPU_EXPANSION = 1
 
 @dataclass
 class RunConfig:
-    """Everything that determines a run; saved as DIR/config.yaml."""
+    """Everything that determines a run; saved as DIR/config.yaml.
+
+    The study's three axes are `policy_class`, `algorithm` and `extraction.kind`; `algo` names the
+    point they make (a preset's name, or "policy_class-algorithm-extraction" for another combination).
+    `policy` holds the diffusion policy's settings and `gaussian` the Gaussian policy's; only the one
+    that `policy_class` names is used.
+    """
 
     task: str = "lift"
     algo: str = "recipe"
+    policy_class: str = "diffusion"
     algorithm: str = "value"
     dataset: str | None = None
     demos: int | None = None
@@ -76,6 +98,7 @@ class RunConfig:
     device: str = "cpu"
     quick: bool = False
     policy: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(expansion=CPU_EXPANSION))
+    gaussian: GaussianConfig = field(default_factory=GaussianConfig)
     critic: IQLConfig = field(default_factory=IQLConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
@@ -85,12 +108,30 @@ class RunConfig:
         return trains_critic(self.algorithm)
 
 
+def _axes(policy_class: str, algorithm: str, extraction: str) -> dict[str, Any]:
+    return {"policy_class": policy_class, "algorithm": algorithm, "extraction": {"kind": extraction}}
+
+
+# The study's named points on its three axes (policy class, algorithm class, extraction).
 PRESETS: dict[str, dict[str, Any]] = {
-    "recipe": {"algorithm": "value", "extraction": {"kind": "implicit"}},
-    "il": {"algorithm": "il", "extraction": {"kind": "none"}},
-    "filtered-il": {"algorithm": "filtered_il", "extraction": {"kind": "none"}},
+    "recipe": _axes("diffusion", "value", "implicit"),
+    "il": _axes("diffusion", "il", "none"),
+    "filtered-il": _axes("diffusion", "filtered_il", "none"),
+    "awr": _axes("diffusion", "value", "awr"),
+    "gaussian-awr": _axes("gaussian", "value", "awr"),
+    "gaussian-implicit": _axes("gaussian", "value", "implicit"),
+    "steering": _axes("diffusion", "steering", "implicit"),
 }
-EXTRACTIONS = ("implicit", "none")
+
+
+def axes_name(config: RunConfig) -> str:
+    """The preset whose axes `config` has, else "policy_class-algorithm-extraction"."""
+    mine = _axes(config.policy_class, config.algorithm, config.extraction.kind)
+    for name, preset in PRESETS.items():
+        if preset == mine:
+            return name
+    return f"{config.policy_class}-{config.algorithm}-{config.extraction.kind}"
+
 
 QUICK: dict[str, Any] = {
     "demos": 3,
@@ -100,6 +141,7 @@ QUICK: dict[str, Any] = {
     "eval_episodes": 4,
     "envs_per_worker": 2,
     "policy": {"width": 32, "blocks": 1, "expansion": 1},
+    "gaussian": {"width": 32, "blocks": 1, "expansion": 1},
     "critic": {"hidden": 32},
     "train": {"policy_steps": 60, "critic_steps": 60, "batch_size": 64},
     "extraction": {"candidates": 4},
@@ -142,14 +184,18 @@ def _coerce(f: dataclasses.Field, value: Any, owner: type) -> Any:
 
 
 def build_config(algo: str = "recipe", quick: bool = False, *overrides: dict[str, Any]) -> RunConfig:
-    """Defaults, then the preset, then quick mode, then each overrides mapping in turn (None = unset)."""
+    """Defaults, then the preset, then quick mode, then each overrides mapping in turn (None = unset).
+
+    Overrides may move the axes off the preset; `algo` then names the point they reach.
+    """
     if algo not in PRESETS:
         raise BorlError(f"unknown preset '{algo}' (known: {', '.join(PRESETS)})")
-    config = merge(RunConfig(), {"algo": algo, **PRESETS[algo]})
+    config = merge(RunConfig(), PRESETS[algo])
     if quick:
         config = merge(config, {"quick": True, **QUICK})
     for mapping in overrides:
         config = merge(config, {k: v for k, v in mapping.items() if v is not None})
+    config = dataclasses.replace(config, algo=axes_name(config))
     validate(config)
     return config
 
@@ -185,6 +231,7 @@ def validate(config: RunConfig) -> None:
         "train.critic_steps": (config.train.critic_steps, 0),
         "train.batch_size": (config.train.batch_size, 1),
         "extraction.candidates": (config.extraction.candidates, 1),
+        "extraction.beta": (config.extraction.beta, 0),
     }
     for name, (value, minimum) in at_least.items():
         if value < minimum:
@@ -196,16 +243,38 @@ def validate(config: RunConfig) -> None:
         raise BorlError(f"--horizon must be at least 1 (got {config.horizon})")
     if config.ou_sigma < 0:
         raise BorlError(f"--ou-sigma must not be negative (got {config.ou_sigma})")
-    if config.algorithm not in ALGORITHMS:
-        raise BorlError(f"unknown algorithm class '{config.algorithm}' (known: {', '.join(ALGORITHMS)})")
-    if config.extraction.kind not in EXTRACTIONS:
-        raise BorlError(f"unknown extraction '{config.extraction.kind}' (known: {', '.join(EXTRACTIONS)})")
-    if config.extraction.kind == "implicit" and not config.uses_critic:
-        raise BorlError("implicit extraction needs a critic: use --algo recipe")
+    if config.extraction.max_weight <= 0:
+        raise BorlError(f"extraction.max_weight must be positive (got {config.extraction.max_weight})")
+    if config.gaussian.log_std_min >= config.gaussian.log_std_max:
+        raise BorlError("gaussian.log_std_min must be below gaussian.log_std_max")
+    _validate_axes(config)
     if config.backend not in ("local", "ray"):
         raise BorlError(f"unknown backend '{config.backend}' (known: local, ray)")
     if config.device not in ("cpu", "cuda"):
         raise BorlError(f"unknown device '{config.device}' (known: cpu, cuda)")
+
+
+def _validate_axes(config: RunConfig) -> None:
+    """Each axis takes a known value, and the combination can run."""
+    known = {
+        "policy class": (config.policy_class, POLICY_CLASSES),
+        "algorithm class": (config.algorithm, ALGORITHMS),
+        "extraction": (config.extraction.kind, EXTRACTIONS),
+    }
+    for axis, (value, choices) in known.items():
+        if value not in choices:
+            raise BorlError(f"unknown {axis} '{value}' (known: {', '.join(choices)})")
+    kind, algorithm = config.extraction.kind, config.algorithm
+    if kind != "none" and not config.uses_critic:
+        raise BorlError(
+            f"{kind} extraction needs a critic, and algorithm '{algorithm}' trains none: "
+            "use --algorithm value, or --extraction none"
+        )
+    if algorithm == "steering" and kind != "implicit":
+        raise BorlError(
+            f"steering acts by the critic's choice among the frozen policy's samples: "
+            f"it needs --extraction implicit (got '{kind}')"
+        )
 
 
 def save_config(config: RunConfig, path: Path) -> None:

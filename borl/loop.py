@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from borl.agent import Agent
+from borl.algos import policy_iteration
 from borl.config import RunConfig, load_config, save_config
 from borl.data.episode import Episode, Lineage
 from borl.data.robomimic import read_robomimic
@@ -169,12 +171,17 @@ class Run:
         if not self.checkpoint(iteration).exists():
             episodes = self.data.load(source=None)
             episodes = [e for e in episodes if e.lineage.iteration <= iteration]
+            source = policy_iteration(config.algorithm, iteration)
+            frozen = (
+                None if source == iteration else Agent.load(self.checkpoint(source), config, config.device)
+            )
             agent, info = train_agent(
                 config,
                 episodes,
                 self.task.spec.obs_dim,
                 self.task.spec.act_dim,
                 seed=episode_seed(config.seed, "train", iteration, 0),
+                frozen=frozen,
                 description=f"iter {iteration} train",
                 progress=progress,
             )
@@ -274,11 +281,12 @@ class Run:
     def _evaluate(self, iteration: int, collector: AnyCollector, progress: bool) -> dict[str, list[Episode]]:
         """Evaluate as deployed (noise off); the same seeds every iteration, so iterations are paired.
 
-        With extraction on, the same checkpoint also acts without it ("plain"): the simpler
-        baseline, measured on the same starts in the same run.
+        With implicit extraction, the same checkpoint also acts without it ("plain"): the simpler
+        baseline, measured on the same starts in the same run. (AWR and no extraction already act with
+        one plain policy sample.)
         """
         batches = {"eval": True}
-        if self.config.eval_baseline and self.config.extraction.kind != "none":
+        if self.config.eval_baseline and self.config.extraction.at_rollout:
             batches["plain"] = False
         return {
             source: self._run_batch(

@@ -1,4 +1,5 @@
-"""The one training loop: fit the critic (when the algorithm has one), then the policy, on all data."""
+"""The one training loop for every preset: fit the critic (when the algorithm has one), then the
+policy (unless it is frozen), on all data."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from borl.data.episode import Episode
 from borl.data.normalization import Normalizer
 from borl.data.replay import TransitionDataset
 from borl.errors import BorlError
+from borl.extraction.awr import weighted_update
 
 
 def train_agent(
@@ -24,6 +26,7 @@ def train_agent(
     obs_dim: int,
     act_dim: int,
     seed: int,
+    frozen: Agent | None = None,
     description: str = "train",
     progress: bool = True,
 ) -> tuple[Agent, dict[str, float]]:
@@ -31,23 +34,39 @@ def train_agent(
 
     Training from scratch each iteration keeps the critic from carrying wrong values forward, which
     is what made a warm-started critic diverge in the first prototype (FACTS.md).
+
+    With `frozen` (steering after iteration 0), the new agent keeps that agent's policy and its
+    normaliser, the action space the policy was trained in, and only the critic is trained.
+    With AWR extraction the policy's loss is weighted by exp(beta * (Q - V)) under the critic
+    trained just before it.
     """
     torch.manual_seed(seed)
     torch.set_num_threads(config.train.threads)
-    observations = np.concatenate([e.observations for e in episodes])
-    actions = np.concatenate([e.actions for e in episodes])
-    normalizer = Normalizer.fit(observations, actions)
+    if frozen is None:
+        observations = np.concatenate([e.observations for e in episodes])
+        actions = np.concatenate([e.actions for e in episodes])
+        normalizer = Normalizer.fit(observations, actions)
+    else:
+        normalizer = frozen.normalizer
     agent = Agent(config, obs_dim, act_dim, normalizer, device=config.device)
     data = TransitionDataset(episodes, normalizer, device=config.device)
-    mask = policy_episode_mask(config.algorithm, episodes)
-    if not mask.any():
-        raise BorlError("no successful episode to imitate (filtered IL needs at least one)")
-    policy_indices = None if mask.all() else data.subset(mask)
-    generator = torch.Generator(device=config.device).manual_seed(seed)
     steps = config.train
-    phases = [("policy", steps.policy_steps, agent.policy.update, policy_indices)]
+    phases = []
     if agent.critic is not None:
-        phases.insert(0, ("critic", steps.critic_steps, agent.critic.update, None))
+        phases.append(("critic", steps.critic_steps, agent.critic.update, None))
+    if frozen is None:
+        mask = policy_episode_mask(config.algorithm, episodes)
+        if not mask.any():
+            raise BorlError("no successful episode to imitate (filtered IL needs at least one)")
+        policy_indices = None if mask.all() else data.subset(mask)
+        update = agent.policy.update
+        if config.extraction.kind == "awr":
+            x = config.extraction
+            update = weighted_update(update, agent.critic, x.beta, x.max_weight)
+        phases.append(("policy", steps.policy_steps, update, policy_indices))
+    else:
+        agent.policy = frozen.policy
+    generator = torch.Generator(device=config.device).manual_seed(seed)
     info: dict[str, float] = {}
     start = time.perf_counter()
     with tqdm(total=sum(p[1] for p in phases), desc=description, disable=not progress, unit="step") as bar:

@@ -13,6 +13,40 @@ def test_presets_set_the_axes():
     assert not il.uses_critic and il.extraction.kind == "none"
 
 
+@pytest.mark.parametrize(
+    ("algo", "axes"),
+    [
+        ("recipe", ("diffusion", "value", "implicit")),
+        ("il", ("diffusion", "il", "none")),
+        ("filtered-il", ("diffusion", "filtered_il", "none")),
+        ("awr", ("diffusion", "value", "awr")),
+        ("gaussian-awr", ("gaussian", "value", "awr")),
+        ("gaussian-implicit", ("gaussian", "value", "implicit")),
+        ("steering", ("diffusion", "steering", "implicit")),
+    ],
+)
+def test_every_preset_is_a_point_on_the_three_axes(algo, axes):
+    config = build_config(algo)
+    assert (config.policy_class, config.algorithm, config.extraction.kind) == axes
+    assert config.algo == algo
+
+
+def test_axis_overrides_name_the_point_they_reach():
+    assert build_config("recipe", False, {"policy_class": "gaussian"}).algo == "gaussian-implicit"
+    assert (
+        build_config("il", False, {"algorithm": "value", "extraction": {"kind": "implicit"}}).algo == "recipe"
+    )
+    custom = build_config("il", True, {"policy_class": "gaussian"})
+    assert custom.algo == "gaussian-il-none" and custom.gaussian.width == 32
+
+
+def test_gaussian_settings_round_trip(tmp_path):
+    config = build_config("gaussian-awr", True, parse_assignments(["gaussian.width=48", "extraction.beta=3"]))
+    assert config.gaussian.width == 48 and config.extraction.beta == 3.0
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
+
+
 def test_yaml_round_trip(tmp_path):
     config = build_config("recipe", True, {"seed": 7}, parse_assignments(["critic.expectile=0.9"]))
     save_config(config, tmp_path / "config.yaml")
@@ -33,6 +67,14 @@ def test_set_overrides_nested_keys():
         ("recipe", {"bogus": 1}, "unknown config key 'bogus'"),
         ("recipe", {"seed": "x"}, "'seed' must be"),
         ("il", {"extraction": {"kind": "implicit"}}, "needs a critic"),
+        ("filtered-il", {"extraction": {"kind": "awr"}}, "awr extraction needs a critic"),
+        ("steering", {"extraction": {"kind": "awr"}}, "needs --extraction implicit"),
+        ("steering", {"extraction": {"kind": "none"}}, "needs --extraction implicit"),
+        ("recipe", {"policy_class": "flow"}, "unknown policy class 'flow'"),
+        ("recipe", {"algorithm": "ppo"}, "unknown algorithm class 'ppo'"),
+        ("recipe", {"extraction": {"kind": "cem"}}, "unknown extraction 'cem'"),
+        ("awr", {"extraction": {"max_weight": 0}}, "max_weight must be positive"),
+        ("awr", {"extraction": {"beta": -1}}, "beta must not be negative"),
     ],
 )
 def test_bad_values_are_refused(algo, overrides, message):

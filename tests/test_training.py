@@ -1,0 +1,84 @@
+"""The one training loop across the algorithm axis: filtered IL, AWR weights, steering's frozen policy."""
+
+import numpy as np
+import pytest
+import torch
+
+from borl.algos import policy_episode_mask, policy_iteration
+from borl.config import build_config
+from borl.data.episode import Episode, Lineage
+from borl.data.normalization import Normalizer
+from borl.data.replay import TransitionDataset
+from borl.train import train_agent
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = {
+    "train": {"policy_steps": 300, "critic_steps": 20, "batch_size": 64, "threads": 1},
+    "gaussian": {"lr": 3e-3, "dropout": 0.0},
+}
+
+
+def episode(action: float, success: bool, source: str = "rollout", index: int = 0) -> Episode:
+    """Ten steps of a constant action from a constant observation; rewarded and terminal at the end
+    when successful."""
+    rewards = np.zeros(10, np.float32)
+    rewards[-1] = float(success)
+    return Episode(
+        observations=np.zeros((11, 2), np.float32),
+        actions=np.full((10, 1), action, np.float32),
+        rewards=rewards,
+        terminated=success,
+        success=success,
+        lineage=Lineage(source, 0 if source == "demo" else 1, index),
+    )
+
+
+def mixed_episodes() -> list[Episode]:
+    """One demonstration and two successes acting +0.8; four failures acting -0.8."""
+    return [
+        episode(0.8, True, "demo"),
+        *(episode(0.8, True, index=i) for i in range(2)),
+        *(episode(-0.8, False, index=i) for i in range(2, 6)),
+    ]
+
+
+def test_filtered_il_imitates_only_successful_episodes_and_demos():
+    episodes = [*mixed_episodes(), episode(0.8, False, "demo", index=9)]
+    mask = policy_episode_mask("filtered_il", episodes)
+    assert mask.tolist() == [True, True, True, False, False, False, False, True]
+    assert policy_episode_mask("il", episodes).all()
+    data = TransitionDataset(episodes, Normalizer.fit(np.zeros((2, 2)), np.array([[-0.8], [0.8]])))
+    picked = data.tensors["actions"][data.subset(mask)]
+    assert len(picked) == 40 and torch.all(picked == 1.0)
+
+
+@pytest.mark.parametrize(("algo", "expected"), [("filtered-il", 1.0), ("il", -0.14)])
+def test_trained_policy_follows_its_training_set(algo, expected):
+    config = build_config(algo, True, {"policy_class": "gaussian", **TINY})
+    agent, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False)
+    mean, _ = agent.policy.distribution(torch.zeros(64, 2))
+    # Normalised actions: +0.8 is 1.0; il's data hold 3 of +1 and 4 of -1, mean -1/7.
+    assert abs(mean.mean().item() - expected) < 0.15
+
+
+def test_awr_trains_the_critic_first_and_weights_the_policy():
+    config = build_config("gaussian-awr", True, TINY)
+    agent, info = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False)
+    assert agent.critic is not None and info["policy/awr_weight"] > 0
+    assert "critic/q_loss" in info
+
+
+def test_steering_trains_the_policy_once():
+    assert [policy_iteration("steering", i) for i in range(3)] == [0, 0, 0]
+    assert [policy_iteration("value", i) for i in range(3)] == [0, 1, 2]
+    config = build_config("steering", True, TINY)
+    first, _ = train_agent(config, mixed_episodes()[:1], 2, 1, seed=0, progress=False)
+    before = {k: v.clone() for k, v in first.policy.model.state_dict().items()}
+    critic_before = {k: v.clone() for k, v in first.critic.q_net.state_dict().items()}
+    second, info = train_agent(config, mixed_episodes(), 2, 1, seed=1, frozen=first, progress=False)
+    assert not any(key.startswith("policy/") for key in info)
+    assert second.normalizer is first.normalizer
+    for key, value in second.policy.model.state_dict().items():
+        assert torch.equal(value, before[key])
+    assert any(not torch.equal(v, critic_before[k]) for k, v in second.critic.q_net.state_dict().items())

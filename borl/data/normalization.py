@@ -36,8 +36,15 @@ class Normalizer:
             act_high=(centre + half).astype(np.float32),
         )
 
-    def normalize_obs(self, obs: np.ndarray) -> np.ndarray:
-        return np.clip((obs - self.obs_mean) / self.obs_std, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+    def normalize_obs(self, obs: np.ndarray, in_place: bool = False) -> np.ndarray:
+        """Standardised, clipped float32 observations; in_place overwrites a float32 `obs` (no copy)."""
+        if not in_place:
+            return np.clip((obs - self.obs_mean) / self.obs_std, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+        if obs.dtype != np.float32:
+            raise ValueError(f"in-place normalisation needs float32 observations, got {obs.dtype}")
+        obs -= self.obs_mean
+        obs /= self.obs_std
+        return np.clip(obs, -OBS_CLIP, OBS_CLIP, out=obs)
 
     def normalize_actions(self, actions: np.ndarray) -> np.ndarray:
         return ((actions - self.act_low) / (self.act_high - self.act_low) * 2 - 1).astype(np.float32)

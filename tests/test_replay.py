@@ -1,0 +1,41 @@
+"""The training dataset: every sampled transition matches its episode, with each observation stored once."""
+
+import numpy as np
+import torch
+from test_store import make_episode
+
+from borl.data.normalization import Normalizer
+from borl.data.replay import TransitionDataset
+
+
+def test_samples_are_the_episodes_transitions():
+    episodes = [make_episode(i, length=3 + i, success=i % 2 == 0) for i in range(4)]
+    normalizer = Normalizer.fit(
+        np.concatenate([e.observations for e in episodes]), np.concatenate([e.actions for e in episodes])
+    )
+    data = TransitionDataset(episodes, normalizer)
+    expected = {}
+    for e in episodes:
+        for t in range(len(e)):
+            key = tuple(np.round(normalizer.normalize_actions(e.actions[t]), 5))
+            expected[key] = (
+                normalizer.normalize_obs(e.observations[t]),
+                normalizer.normalize_obs(e.observations[t + 1]),
+                e.rewards[t],
+                float(e.terminated and t == len(e) - 1),
+            )
+    assert data.size == len(expected) == sum(len(e) for e in episodes)
+    assert data.observations.shape[0] == data.size + len(episodes)
+    batch = data.sample(200, torch.Generator().manual_seed(0))
+    for i in range(200):
+        obs, next_obs, reward, terminal = expected[tuple(np.round(batch["actions"][i].numpy(), 5))]
+        np.testing.assert_allclose(batch["obs"][i].numpy(), obs, rtol=1e-6)
+        np.testing.assert_allclose(batch["next_obs"][i].numpy(), next_obs, rtol=1e-6)
+        assert batch["rewards"][i] == reward and batch["terminals"][i] == terminal
+
+
+def test_in_place_normalisation_equals_the_copying_one():
+    obs = np.random.default_rng(0).normal(3, 2, size=(50, 4)).astype(np.float32)
+    normalizer = Normalizer.fit(obs, np.zeros((50, 1), np.float32))
+    copied = normalizer.normalize_obs(obs)
+    np.testing.assert_array_equal(normalizer.normalize_obs(obs.copy(), in_place=True), copied)

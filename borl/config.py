@@ -143,7 +143,8 @@ QUICK: dict[str, Any] = {
     "policy": {"width": 32, "blocks": 1, "expansion": 1},
     "gaussian": {"width": 32, "blocks": 1, "expansion": 1},
     "critic": {"hidden": 32},
-    "train": {"policy_steps": 60, "critic_steps": 60, "batch_size": 64},
+    # One thread: tiny networks gain nothing from a second, and lose 10x to contention on busy cores.
+    "train": {"policy_steps": 60, "critic_steps": 60, "batch_size": 64, "threads": 1},
     "extraction": {"candidates": 4},
 }
 

@@ -1,0 +1,64 @@
+"""The study's other presets through the real CLI on robosuite Lift, and the axis flags' validation."""
+
+import csv
+import math
+
+import pytest
+import torch
+import yaml
+
+from borl.cli import main
+
+SMALL = ["--quick", "--quiet", "--workers", "1", "--eval-episodes", "2", "--rollouts", "2"]
+
+
+def weights(out, iteration: int) -> dict:
+    return torch.load(out / "checkpoints" / f"iter_{iteration:03d}" / "weights.pt", weights_only=True)
+
+
+def same_tensors(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("args", "algo", "policy_class"),
+    [
+        (["--algo", "awr"], "awr", "diffusion"),
+        (["--algo", "gaussian-awr"], "gaussian-awr", "gaussian"),
+        (["--algo", "recipe", "--policy-class", "gaussian"], "gaussian-implicit", "gaussian"),
+        (["--algo", "steering"], "steering", "diffusion"),
+    ],
+    ids=["awr", "gaussian-awr", "gaussian-implicit-by-flag", "steering"],
+)
+def test_quick_run_of_each_preset(tmp_path, args, algo, policy_class):
+    out = tmp_path / "run"
+    assert main(["run", "lift", *SMALL, *args, "--out", str(out)]) == 0
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["algo"] == algo and config["policy_class"] == policy_class
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["iteration"] for r in rows] == ["0", "1"] and rows[1]["rollouts"] == "2"
+    # Only implicit extraction has a policy-alone baseline distinct from the deployed agent.
+    assert math.isnan(float(rows[0]["policy_only_success_rate"])) == (algo in ("awr", "gaussian-awr"))
+    first, second = weights(out, 0), weights(out, 1)
+    policy_kept = same_tensors(first["policy"]["model"], second["policy"]["model"])
+    assert policy_kept == (algo == "steering"), "steering alone keeps iteration 0's policy"
+    assert not same_tensors(first["critic"]["q_net"], second["critic"]["q_net"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--algo", "il", "--extraction", "awr"], "awr extraction needs a critic"),
+        (["--algorithm", "filtered_il"], "implicit extraction needs a critic"),
+        (["--algo", "steering", "--extraction", "none"], "needs --extraction implicit"),
+        (["--policy-class", "flow"], "unknown policy class 'flow'"),
+        (["--algorithm", "ppo"], "unknown algorithm class 'ppo'"),
+    ],
+)
+def test_bad_axis_combinations_exit_2_with_one_line(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    assert main(["run", "lift", "--quick", "--quiet", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()

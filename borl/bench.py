@@ -13,6 +13,7 @@ import torch
 from borl.agent import Agent
 from borl.config import RunConfig, merge
 from borl.data.normalization import Normalizer
+from borl.eager_reference import EagerReference
 from borl.policies.networks import matmul_flops_per_row
 
 
@@ -58,6 +59,18 @@ def synthetic_batch(batch_size: int, obs_dim: int, act_dim: int) -> dict[str, to
     }
 
 
+def synthetic_buffer(size: int, obs_dim: int, act_dim: int) -> dict[str, np.ndarray]:
+    """A NumPy replay buffer of random transitions, for the eager reference."""
+    rng = np.random.default_rng(0)
+    return {
+        "obs": rng.normal(size=(size, obs_dim)).astype(np.float32),
+        "next_obs": rng.normal(size=(size, obs_dim)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, size=(size, act_dim)).astype(np.float32),
+        "rewards": (rng.random(size) < 0.05).astype(np.float32),
+        "terminals": (rng.random(size) < 0.05).astype(np.float32),
+    }
+
+
 def update_flops(agent: Agent, batch_size: int) -> dict[str, float]:
     """FLOPs of one policy update and one critic update (forward 1x, forward + backward 3x)."""
     policy = 3 * agent.policy.denoiser_flops_per_row() * batch_size
@@ -81,16 +94,22 @@ def bench_train(config: RunConfig, obs_dim: int = 19, act_dim: int = 7, threads:
         agent.policy.update(batch)
 
     seconds = _best_seconds(step, repeats=30)
+    eager = EagerReference(config, obs_dim, act_dim, synthetic_buffer(100_000, obs_dim, act_dim))
+    eager_seconds = _best_seconds(eager.update, repeats=30)
     peak = roofline(threads)
-    achieved = (flops["policy"] + flops["critic"]) / seconds / 1e9
+    total = flops["policy"] + flops["critic"]
+    achieved = total / seconds / 1e9
     return {
         "threads": threads,
         "batch_size": config.train.batch_size,
         "update_ms": seconds * 1e3,
-        "gflop_per_update": (flops["policy"] + flops["critic"]) / 1e9,
+        "gflop_per_update": total / 1e9,
         "achieved_gflops": achieved,
         "roofline_gflops": peak,
         "ratio": achieved / peak,
+        "eager_update_ms": eager_seconds * 1e3,
+        "eager_ratio": total / eager_seconds / 1e9 / peak,
+        "speedup_over_eager": eager_seconds / seconds,
     }
 
 
@@ -190,4 +209,54 @@ def bench_rollout(config: RunConfig, workers: list[int], episodes: int, director
         "policy_share_of_step": flops / (peak_one_core * 1e9) / step_seconds,
         "per_workers": results,
         "ratio": min(r["ratio"] for r in results),
+    }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_memory(transitions: int, directory: Path, episode_length: int = 400, batch_size: int = 256) -> dict:
+    """Peak RSS of a store of `transitions` Lift-shaped transitions: written, read back, made into the
+    training dataset, then sampled; sampling must not copy the buffer (RSS stays flat)."""
+    from borl.data.episode import Episode, Lineage
+    from borl.data.replay import TransitionDataset
+    from borl.data.store import EpisodeStore
+
+    rng = np.random.default_rng(0)
+    store = EpisodeStore(directory)
+    count = -(-transitions // episode_length)
+    for index in range(count):
+        store.append(
+            Episode(
+                observations=rng.normal(size=(episode_length + 1, 19)).astype(np.float32),
+                actions=rng.uniform(-1, 1, size=(episode_length, 7)).astype(np.float32),
+                rewards=np.zeros(episode_length, np.float32),
+                terminated=False,
+                success=False,
+                lineage=Lineage("rollout", 1, index, seed=index),
+            )
+        )
+    start_rss = peak_rss_mb()
+    episodes = store.load()
+    observations = np.concatenate([e.observations for e in episodes])
+    actions = np.concatenate([e.actions for e in episodes])
+    normalizer = Normalizer.fit(observations, actions)
+    del observations, actions
+    data = TransitionDataset(episodes, normalizer)
+    del episodes
+    built_rss = peak_rss_mb()
+    dataset_mb = data.nbytes() / 2**20
+    generator = torch.Generator().manual_seed(0)
+    seconds = _best_seconds(lambda: data.sample(batch_size, generator), repeats=200)
+    return {
+        "transitions": data.size,
+        "dataset_mb": dataset_mb,
+        "peak_rss_before_load_mb": start_rss,
+        "peak_rss_after_build_mb": built_rss,
+        "peak_rss_after_sampling_mb": peak_rss_mb(),
+        "sample_ms": seconds * 1e3,
     }

@@ -107,13 +107,16 @@ def _parser() -> argparse.ArgumentParser:
         help="extraction settings to try, e.g. --set extraction.candidates=8",
     )
 
-    bench = sub.add_parser("bench", help="throughput against this machine's limit")
-    bench.add_argument("what", choices=["train", "sample", "rollout"])
+    bench = sub.add_parser("bench", help="throughput against this machine's limit; memory of a large store")
+    bench.add_argument("what", choices=["train", "sample", "rollout", "memory"])
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--threads", type=_count(1), help="torch threads (train: 2, sample: 1)")
     bench.add_argument("--envs", type=_count(1), default=8, help="sample: environments in the batch")
     bench.add_argument("--workers", default="1,2", help="rollout: worker counts to measure, e.g. 1,2")
     bench.add_argument("--episodes", type=_count(1), default=16, help="rollout: episodes per measurement")
+    bench.add_argument(
+        "--transitions", type=_count(1), default=1_000_000, help="memory: transitions in the store"
+    )
     bench.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides, as for run"
     )

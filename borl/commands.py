@@ -206,6 +206,9 @@ def bench(args: argparse.Namespace) -> int:
         result = benchmarks.bench_train(config, threads=args.threads or 2)
     elif args.what == "sample":
         result = benchmarks.bench_sample(config, envs=args.envs, threads=args.threads or 1)
+    elif args.what == "memory":
+        with tempfile.TemporaryDirectory() as tmp:
+            result = benchmarks.bench_memory(args.transitions, Path(tmp))
     else:
         try:
             workers = [int(w) for w in args.workers.split(",")]

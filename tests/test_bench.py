@@ -1,0 +1,47 @@
+"""`borl bench` reports its figures as JSON; the eager reference trains the same networks."""
+
+import json
+
+import torch
+
+from borl.bench import synthetic_buffer
+from borl.cli import main
+from borl.config import build_config
+from borl.eager_reference import EagerReference
+
+TINY = ["--set", "policy.width=32", "--set", "critic.hidden=32", "--set", "train.batch_size=32"]
+
+
+def bench_json(capsys, *args: str) -> dict:
+    assert main(["bench", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_bench_train_reports_ours_and_the_eager_reference(capsys, one_thread):
+    result = bench_json(capsys, "train", "--threads", "1", *TINY)
+    for key in ("update_ms", "achieved_gflops", "roofline_gflops", "ratio", "eager_update_ms", "eager_ratio"):
+        assert result[key] > 0
+    assert result["ratio"] == result["achieved_gflops"] / result["roofline_gflops"]
+
+
+def test_bench_memory_samples_from_a_store(capsys):
+    result = bench_json(capsys, "memory", "--transitions", "4000")
+    assert result["transitions"] == 4000
+    assert result["peak_rss_after_sampling_mb"] >= result["peak_rss_before_load_mb"] > 0
+
+
+def test_eager_reference_updates_every_network(one_thread):
+    config = build_config("recipe", True)
+    reference = EagerReference(config, 5, 2, synthetic_buffer(100, 5, 2))
+    networks = [
+        reference.q1,
+        reference.q2,
+        reference.v,
+        reference.noise_net,
+        reference.q1_target,
+        reference.ema,
+    ]
+    before = [torch.cat([p.detach().flatten().clone() for p in n.parameters()]) for n in networks]
+    reference.update()
+    after = [torch.cat([p.detach().flatten() for p in n.parameters()]) for n in networks]
+    assert all(not torch.equal(b, a) for b, a in zip(before, after, strict=True))

@@ -73,7 +73,7 @@ def synthetic_buffer(size: int, obs_dim: int, act_dim: int) -> dict[str, np.ndar
 
 def update_flops(agent: Agent, batch_size: int) -> dict[str, float]:
     """FLOPs of one policy update and one critic update (forward 1x, forward + backward 3x)."""
-    policy = 3 * agent.policy.denoiser_flops_per_row() * batch_size
+    policy = 3 * agent.policy.network_flops_per_row() * batch_size
     critic = agent.critic
     q = matmul_flops_per_row(critic.q_net)
     v = matmul_flops_per_row(critic.v_net)
@@ -142,7 +142,7 @@ def policy_flops_per_step(agent: Agent) -> float:
     the critic scoring the N candidates."""
     implicit = agent.extraction.kind == "implicit"
     n = agent.extraction.candidates if implicit else 1
-    flops = n * agent.config.policy.timesteps * agent.policy.denoiser_flops_per_row()
+    flops = n * agent.policy.sample_flops_per_action()
     if implicit:
         flops += n * matmul_flops_per_row(agent.critic.q_net)
     return float(flops)

@@ -176,10 +176,6 @@ class DiffusionPolicy:
         """
         return matmul_flops_per_row(self.model)
 
-    def denoiser_flops_per_row(self) -> int:
-        """`network_flops_per_row` under the name borl/bench.py still calls."""
-        return self.network_flops_per_row()
-
     def sample_flops_per_action(self) -> int:
         """FLOPs of drawing one action: T noise-network forwards."""
         return self.config.timesteps * self.network_flops_per_row()

@@ -121,7 +121,27 @@ def _parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides, as for run"
     )
 
-    plot = sub.add_parser("plot", help="redraw the figures of run directories")
+    study = sub.add_parser(
+        "study", help="a grid of runs (tasks x presets x M x noise x seeds), its summary and figures"
+    )
+    study.add_argument("--tasks", help="comma-separated tasks (default: lift)")
+    study.add_argument("--algos", help="comma-separated presets, e.g. recipe,il (default: recipe)")
+    study.add_argument("--seeds", type=_count(1), help="seeds 0..K-1 per point (default: 3)")
+    study.add_argument("--iterations", type=_count(0))
+    study.add_argument("--rollouts", help="rollouts M per iteration, comma-separated, e.g. 50,100,200")
+    study.add_argument("--eval-episodes", type=_count(1))
+    study.add_argument("--ou-sigma", help="OU noise levels, comma-separated, e.g. 0,0.3 (default: 0)")
+    study.add_argument("--workers", type=_count(1), help="collection processes per run")
+    study.add_argument("--quick", action="store_true", help="every run in quick mode")
+    study.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides for every run"
+    )
+    study.add_argument("--parallel", type=_count(1), help="runs at once (default: one per 2 cores)")
+    place = study.add_mutually_exclusive_group()
+    place.add_argument("--out", type=Path, help="the study directory")
+    place.add_argument("--resume", type=Path, metavar="DIR", help="continue the study in DIR with its grid")
+
+    plot = sub.add_parser("plot", help="redraw the figures of run or study directories")
     plot.add_argument("dirs", type=Path, nargs="+")
     return parser
 

@@ -184,11 +184,86 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
     return 0
 
 
+_GRID_FLAGS = ("tasks", "algos", "seeds", "iterations", "rollouts", "eval_episodes", "ou_sigma", "workers")
+
+
+def study(args: argparse.Namespace) -> int:
+    from borl import study as studies
+
+    if args.resume:
+        given = [f"--{name.replace('_', '-')}" for name in _GRID_FLAGS if getattr(args, name) is not None]
+        given += ["--quick"] * args.quick + ["--set"] * bool(args.set)
+        if given:
+            raise BorlError(f"--resume takes the grid from {args.resume}/study.yaml: drop {', '.join(given)}")
+        directory = args.resume
+        grid = studies.open_study(directory)
+    elif args.out is None:
+        raise BorlError("borl study needs --out DIR (a new study, or the same command again to resume it)")
+    else:
+        directory = args.out
+        grid = studies.open_study(
+            directory,
+            studies.make_grid(
+                tasks=args.tasks,
+                algos=args.algos,
+                seeds=args.seeds,
+                iterations=args.iterations,
+                rollouts=args.rollouts,
+                eval_episodes=args.eval_episodes,
+                ou_sigma=args.ou_sigma,
+                quick=args.quick,
+                workers=args.workers,
+                overrides=args.set,
+            ),
+        )
+    failed = studies.run_study(directory, grid, args.parallel or studies.default_parallel(grid))
+    _study_report(directory, grid)
+    if failed:
+        raise BorlError(
+            f"{len(failed)} of {len(grid.points())} runs did not finish (see {directory / 'logs'}); "
+            f"`borl study --resume {directory}` retries them"
+        )
+    return 0
+
+
+def _study_report(directory: Path, grid) -> None:
+    """Write the study's summary tables and figures, and print each method's first and last iteration."""
+    from borl import study as studies
+
+    _, table = studies.summarize(directory, grid)
+    paths = studies.draw(directory, grid, table)
+    summary = Table(title=f"{directory}: evaluation success over seeds (mean ± s.e., bootstrap 95% CI)")
+    for column in ("task", "preset", "M", "OU σ", "seeds", "iteration 0", "final", "final 95% CI"):
+        summary.add_column(column, justify="right")
+    groups: dict[tuple, list[dict]] = {}
+    for row in table:
+        groups.setdefault((row["task"], row["preset"], row["rollouts"], row["ou_sigma"]), []).append(row)
+    for (task, preset, rollouts, ou_sigma), rows in groups.items():
+        first, last = rows[0], rows[-1]
+        summary.add_row(
+            task,
+            preset,
+            str(rollouts),
+            f"{ou_sigma:g}",
+            str(last["seeds"]),
+            _percent(first["mean"], first["stderr"]),
+            f"{_percent(last['mean'], last['stderr'])} (iter {last['iteration']})",
+            f"{last['ci_low']:.0%}-{last['ci_high']:.0%}",
+        )
+    console.print(summary)
+    console.print(f"summary: {directory / 'summary.csv'}, {directory / 'summary_by_method.csv'}")
+    console.print(f"figures: {len(paths)} in {directory / 'figures'}")
+
+
 def plot(args: argparse.Namespace) -> int:
+    from borl import study as studies
     from borl.eval.plots import plot_success
     from borl.loop import Run
 
     for directory in args.dirs:
+        if studies.is_study(directory):
+            _study_report(directory, studies.open_study(directory))
+            continue
         run = Run.open(directory)
         path = plot_success(run.metrics(), directory / "plots" / "success.png", title=run.title())
         print(f"wrote {path}")

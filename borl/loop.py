@@ -152,6 +152,9 @@ class Run:
             with open_collector(self.config) as collector:
                 for iteration in todo:
                     self._iteration(iteration, collector, progress)
+        else:
+            # A kill between an iteration's metrics file and the csv leaves the csv behind: redo it.
+            self._write_summaries()
         return self.metrics()
 
     def _iteration(self, iteration: int, collector: AnyCollector, progress: bool) -> None:
@@ -211,8 +214,7 @@ class Run:
             "eval_seconds": round(timing.get("eval_seconds", 0.0), 2),
         }
         _write_atomic(self.metrics_file(iteration), json.dumps(row))
-        self._write_metrics_csv()
-        plot_success(self.metrics(), self.directory / "plots" / "success.png", title=self.title())
+        self._write_summaries()
 
     def title(self) -> str:
         c = self.config
@@ -305,6 +307,11 @@ class Run:
 
     def metrics(self) -> list[dict]:
         return [json.loads(self.metrics_file(i).read_text()) for i in self.completed_iterations()]
+
+    def _write_summaries(self) -> None:
+        """metrics.csv and plots/success.png from the per-iteration metrics files."""
+        self._write_metrics_csv()
+        plot_success(self.metrics(), self.directory / "plots" / "success.png", title=self.title())
 
     def _write_metrics_csv(self) -> None:
         path = self.directory / "metrics.csv"

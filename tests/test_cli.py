@@ -51,6 +51,12 @@ def test_quick_run_writes_the_run_directory(tmp_path, demo_file):
     assert {e.lineage.index for e in rollouts} == {0, 1, 2, 3}
     assert all(e.lineage.checkpoint == "iter_000" for e in rollouts)
 
+    # A kill after the last metrics file but before the csv: resume, with nothing left to run, redoes it.
+    (out / "metrics.csv").write_text("iteration\n0\n")
+    (out / "plots" / "success.png").unlink()
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert read_metrics(out) == rows and (out / "plots" / "success.png").exists()
+
 
 def test_eval_a_checkpoint_with_other_extraction(tmp_path, demo_file, capsys):
     out = tmp_path / "run"

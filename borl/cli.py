@@ -154,8 +154,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"borl: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("borl: interrupted (resume with `borl resume DIR`)", file=sys.stderr)
+        print(f"borl: interrupted{_RESUME_HINTS.get(args.command, '')}", file=sys.stderr)
         return 130
+
+
+# What to type to continue after Ctrl-C (a study prints its own, naming its directory).
+_RESUME_HINTS = {
+    "run": " (continue with `borl resume DIR`)",
+    "resume": " (continue with `borl resume DIR`)",
+}
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -86,7 +86,7 @@ class RunConfig:
     horizon: int | None = None
     iterations: int = 3
     rollouts: int = 50
-    eval_episodes: int = 30
+    eval_episodes: int = 50
     eval_baseline: bool = True
     seed: int = 0
     workers: int = 2

@@ -52,7 +52,7 @@ _TASKS: tuple[Task, ...] = (
             ),
             act_dim=7,
             horizon=400,
-            default_demos=3,  # pi0 (best-of-32) 47% over 30 episodes; 5 demos: 63%, 10: 90%
+            default_demos=3,  # pi0 (best-of-32): 47% of 30, 46% of 50 episodes; 5 demos: 63%, 10: 90%
             demo_noise=0.15,
             env_name="Lift",
         ),

@@ -17,24 +17,36 @@ from borl.eager_reference import EagerReference
 from borl.policies.networks import matmul_flops_per_row
 
 
-def _best_seconds(fn: Callable[[], object], repeats: int, rounds: int = 3) -> float:
+def _synchronize(device: str) -> None:
+    """Wait for queued GPU work, so that wall-clock time covers it (a no-op on the CPU)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _best_seconds(fn: Callable[[], object], repeats: int, rounds: int = 3, device: str = "cpu") -> float:
     """Best-of-rounds mean seconds per call after one warm-up call."""
     fn()
+    _synchronize(device)
     best = float("inf")
     for _ in range(rounds):
         start = time.perf_counter()
         for _ in range(repeats):
             fn()
+        _synchronize(device)
         best = min(best, (time.perf_counter() - start) / repeats)
     return best
 
 
-def roofline(threads: int, size: int = 2048) -> float:
-    """fp32 matrix-multiply GFLOP/s that torch reaches here with `threads` threads."""
+def roofline(threads: int, size: int | None = None, device: str = "cpu") -> float:
+    """fp32 matrix-multiply GFLOP/s that torch reaches on `device` (with `threads` threads on the CPU).
+
+    The matrices are 2048 wide on the CPU and 8192 on a GPU, large enough to reach the peak.
+    """
+    size = size or (8192 if device == "cuda" else 2048)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    seconds = _best_seconds(lambda: a @ b, repeats=5)
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    seconds = _best_seconds(lambda: a @ b, repeats=5, device=device)
     torch.set_num_threads(previous)
     return 2 * size**3 / seconds / 1e9
 
@@ -46,17 +58,20 @@ def synthetic_agent(config: RunConfig, obs_dim: int, act_dim: int) -> Agent:
         -np.ones(act_dim, np.float32),
         np.ones(act_dim, np.float32),
     )
-    return Agent(config, obs_dim, act_dim, normalizer)
+    return Agent(config, obs_dim, act_dim, normalizer, device=config.device)
 
 
-def synthetic_batch(batch_size: int, obs_dim: int, act_dim: int) -> dict[str, torch.Tensor]:
-    return {
+def synthetic_batch(
+    batch_size: int, obs_dim: int, act_dim: int, device: str = "cpu"
+) -> dict[str, torch.Tensor]:
+    batch = {
         "obs": torch.randn(batch_size, obs_dim),
         "next_obs": torch.randn(batch_size, obs_dim),
         "actions": torch.rand(batch_size, act_dim) * 2 - 1,
         "rewards": (torch.rand(batch_size) < 0.05).float(),
         "terminals": (torch.rand(batch_size) < 0.05).float(),
     }
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 def synthetic_buffer(size: int, obs_dim: int, act_dim: int) -> dict[str, np.ndarray]:
@@ -85,21 +100,24 @@ def update_flops(agent: Agent, batch_size: int) -> dict[str, float]:
 def bench_train(config: RunConfig, obs_dim: int = 19, act_dim: int = 7, threads: int = 2) -> dict:
     """Achieved GFLOP/s of the update step (critic + policy) of the given networks."""
     torch.set_num_threads(threads)
+    device = config.device
     agent = synthetic_agent(config, obs_dim, act_dim)
-    batch = synthetic_batch(config.train.batch_size, obs_dim, act_dim)
+    batch = synthetic_batch(config.train.batch_size, obs_dim, act_dim, device)
     flops = update_flops(agent, config.train.batch_size)
 
     def step() -> None:
         agent.critic.update(batch)
         agent.policy.update(batch)
 
-    seconds = _best_seconds(step, repeats=30)
-    eager = EagerReference(config, obs_dim, act_dim, synthetic_buffer(100_000, obs_dim, act_dim))
-    eager_seconds = _best_seconds(eager.update, repeats=30)
-    peak = roofline(threads)
+    seconds = _best_seconds(step, repeats=30, device=device)
+    buffer = synthetic_buffer(100_000, obs_dim, act_dim)
+    eager = EagerReference(config, obs_dim, act_dim, buffer, device=device)
+    eager_seconds = _best_seconds(eager.update, repeats=30, device=device)
+    peak = roofline(threads, device=device)
     total = flops["policy"] + flops["critic"]
     achieved = total / seconds / 1e9
     return {
+        "device": device,
         "threads": threads,
         "batch_size": config.train.batch_size,
         "update_ms": seconds * 1e3,
@@ -123,9 +141,10 @@ def bench_sample(
     generators = [torch.Generator().manual_seed(i) for i in range(envs)]
     seconds = _best_seconds(lambda: agent.act(obs, generators), repeats=20)
     per_env = policy_flops_per_step(agent)
-    peak = roofline(threads)
+    peak = roofline(threads, device=config.device)
     achieved = per_env * envs / seconds / 1e9
     return {
+        "device": config.device,
         "threads": threads,
         "envs": envs,
         "candidates": config.extraction.candidates,
@@ -175,7 +194,7 @@ def bench_rollout(config: RunConfig, workers: list[int], episodes: int, director
     checkpoint = directory / "bench_checkpoint"
     agent.save(checkpoint)
     sim_rate = raw_sim_steps_per_second(config)
-    peak_one_core = roofline(1)
+    peak_one_core = roofline(1, device=config.device)
     flops = policy_flops_per_step(agent)
     step_seconds = 1 / sim_rate + flops / (peak_one_core * 1e9)
     results = []

@@ -277,6 +277,7 @@ def bench(args: argparse.Namespace) -> int:
     from borl import bench as benchmarks
 
     config = build_config("recipe", False, parse_assignments(args.set))
+    _check_task_and_device(config)
     if args.what == "train":
         result = benchmarks.bench_train(config, threads=args.threads or 2)
     elif args.what == "sample":

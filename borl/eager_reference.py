@@ -23,11 +23,19 @@ from borl.policies.networks import MLP
 class EagerReference:
     """The recipe's update step on a NumPy replay buffer, one network and one optimizer at a time."""
 
-    def __init__(self, config: RunConfig, obs_dim: int, act_dim: int, buffer: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        obs_dim: int,
+        act_dim: int,
+        buffer: dict[str, np.ndarray],
+        device: str = "cpu",
+    ) -> None:
         critic, policy = config.critic, config.policy
         hidden = (critic.hidden,) * critic.layers
         self.config = config
         self.buffer = buffer
+        self.device = torch.device(device)
         self.rng = np.random.default_rng(0)
         self.q1 = MLP(obs_dim + act_dim, hidden, 1, layer_norm=critic.layer_norm)
         self.q2 = MLP(obs_dim + act_dim, hidden, 1, layer_norm=critic.layer_norm)
@@ -35,17 +43,22 @@ class EagerReference:
         self.v = MLP(obs_dim, hidden, 1, layer_norm=critic.layer_norm)
         self.noise_net = NoiseNet(obs_dim, act_dim, policy)
         self.ema = copy.deepcopy(self.noise_net)
+        for net in (self.q1, self.q2, self.q1_target, self.q2_target, self.v, self.noise_net, self.ema):
+            net.to(self.device)
         q_params = [*self.q1.parameters(), *self.q2.parameters()]
         self.q_optimizer = torch.optim.Adam(q_params, lr=critic.lr, foreach=False)
         self.v_optimizer = torch.optim.Adam(self.v.parameters(), lr=critic.lr, foreach=False)
         self.policy_optimizer = torch.optim.Adam(self.noise_net.parameters(), lr=policy.lr, foreach=False)
         alpha_bars = torch.cumprod(1 - vp_beta_schedule(policy.timesteps), 0).float()
-        self.sqrt_ab, self.sqrt_1m_ab = alpha_bars.sqrt(), (1 - alpha_bars).sqrt()
+        self.sqrt_ab, self.sqrt_1m_ab = (
+            alpha_bars.sqrt().to(self.device),
+            (1 - alpha_bars).sqrt().to(self.device),
+        )
 
     def batch(self) -> dict[str, torch.Tensor]:
-        """A uniform batch, indexed and copied out of the NumPy buffer."""
+        """A uniform batch, indexed and copied out of the NumPy buffer (and onto the device)."""
         rows = self.rng.integers(0, len(self.buffer["actions"]), self.config.train.batch_size)
-        return {k: torch.tensor(v[rows]) for k, v in self.buffer.items()}
+        return {k: torch.tensor(v[rows], device=self.device) for k, v in self.buffer.items()}
 
     def update(self) -> None:
         """One V step, one Q step, Polyak, one policy step, EMA."""
@@ -75,7 +88,7 @@ class EagerReference:
             for p, tp in zip(net.parameters(), target.parameters(), strict=True):
                 tp.data.copy_(cfg.tau * p.data + (1 - cfg.tau) * tp.data)
 
-        t = torch.randint(0, self.config.policy.timesteps, (len(b["actions"]),))
+        t = torch.randint(0, self.config.policy.timesteps, (len(b["actions"]),), device=self.device)
         noise = torch.randn_like(b["actions"])
         noisy = self.sqrt_ab[t, None] * b["actions"] + self.sqrt_1m_ab[t, None] * noise
         policy_loss = F.mse_loss(self.noise_net(b["obs"], noisy, t.float()), noise)

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from borl.bench import synthetic_buffer
@@ -45,3 +46,12 @@ def test_eager_reference_updates_every_network(one_thread):
     reference.update()
     after = [torch.cat([p.detach().flatten() for p in n.parameters()]) for n in networks]
     assert all(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_bench_on_a_missing_gpu_is_one_line(capsys):
+    assert main(["bench", "train", "--set", "device=cuda"]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "borl: error: --device cuda asked for, but PyTorch sees no CUDA device"
+    )

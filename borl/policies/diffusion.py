@@ -8,13 +8,13 @@ their own generator and stay reproducible.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from borl.policies.networks import MLP, FourierFeatures, LNResNet, matmul_flops_per_row
+from borl.policies.learner import EMALearner
+from borl.policies.networks import MLP, FourierFeatures, LNResNet
 
 
 @dataclass
@@ -76,15 +76,12 @@ class NoiseNet(nn.Module):
         return self.net(torch.cat([noisy_actions, obs, cond], dim=-1))
 
 
-class DiffusionPolicy:
+class DiffusionPolicy(EMALearner):
     """A DDPM policy learner: noise network, its Adam optimizer and an EMA copy used for sampling."""
 
     def __init__(self, obs_dim: int, act_dim: int, config: DiffusionConfig, device: str = "cpu") -> None:
+        super().__init__(NoiseNet(obs_dim, act_dim, config).to(device), config.lr, config.ema_decay)
         self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
-        self.model = NoiseNet(obs_dim, act_dim, config).to(device)
-        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
-        self.step = 0
 
         betas = vp_beta_schedule(config.timesteps)
         alphas = 1 - betas
@@ -116,22 +113,6 @@ class DiffusionPolicy:
         if weights is not None:
             per_row = per_row * weights
         return per_row.mean()
-
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One gradient step on batch["obs"], batch["actions"] (and batch["weights"] if present).
-
-        Infos are detached 0-d tensors, so that nothing waits on a device; float() them to log.
-        """
-        loss = self.loss(batch["obs"], batch["actions"], batch.get("weights"))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.step += 1
-        # EMA with the usual warm-up so that short trainings are not dominated by the initial weights.
-        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
-        return {"policy_loss": loss.detach()}
 
     def noise_shape(self, n: int) -> tuple[int, int, int]:
         """Shape of the standard-normal noise that `sample` needs for n samples of one observation.
@@ -169,37 +150,12 @@ class DiffusionPolicy:
         net.train(was_training)
         return x.clamp_(-1.0, 1.0).reshape(batch, n, self.act_dim)
 
-    def network_flops_per_row(self) -> int:
-        """FLOPs (2 x multiply-adds) of one noise-network forward for one row.
-
-        Sampling n actions costs T * n times this; a training row about 3 times this.
-        """
-        return matmul_flops_per_row(self.model)
-
     def sample_flops_per_action(self) -> int:
         """FLOPs of drawing one action: T noise-network forwards."""
         return self.config.timesteps * self.network_flops_per_row()
 
-    def state_dict(self) -> dict:
-        return {
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "step": self.step,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step = state["step"]
-
     def to(self, device: str | torch.device) -> DiffusionPolicy:
         """Moves networks, optimizer state and schedule to `device`; returns self."""
-        device = torch.device(device)
-        self.model.to(device)
-        self.ema.to(device)
-        # Reloading the optimizer's own state casts it onto the parameters' new device.
-        self.optimizer.load_state_dict(self.optimizer.state_dict())
-        self._move_schedule(device)
+        super().to(device)
+        self._move_schedule(torch.device(device))
         return self

@@ -9,13 +9,13 @@ sampling: the caller supplies the standard-normal noise (`noise_shape`).
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
 import torch
 
-from borl.policies.networks import LNResNet, matmul_flops_per_row
+from borl.policies.learner import EMALearner
+from borl.policies.networks import LNResNet
 
 
 @dataclass
@@ -38,12 +38,11 @@ class GaussianConfig:
     log_std_max: float = 2.0
 
 
-class GaussianPolicy:
+class GaussianPolicy(EMALearner):
     """A diagonal-Gaussian policy learner: network, its Adam optimizer and an EMA copy for sampling."""
 
     def __init__(self, obs_dim: int, act_dim: int, config: GaussianConfig, device: str = "cpu") -> None:
-        self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
-        self.model = LNResNet(
+        model = LNResNet(
             obs_dim,
             2 * act_dim,
             config.width,
@@ -51,10 +50,9 @@ class GaussianPolicy:
             config.expansion,
             config.dropout,
             config.activation,
-        ).to(device)
-        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
-        self.step = 0
+        )
+        super().__init__(model.to(device), config.lr, config.ema_decay)
+        self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
 
     def distribution(self, obs: torch.Tensor, use_ema: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and clamped log-std, each (B, act_dim), of the action distribution at obs (B, obs_dim)."""
@@ -75,21 +73,6 @@ class GaussianPolicy:
         if weights is not None:
             per_row = per_row * weights
         return per_row.mean()
-
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One gradient step on batch["obs"], batch["actions"] (and batch["weights"] if present).
-
-        Infos are detached 0-d tensors, so that nothing waits on a device; float() them to log.
-        """
-        loss = self.loss(batch["obs"], batch["actions"], batch.get("weights"))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.step += 1
-        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
-        return {"policy_loss": loss.detach()}
 
     def noise_shape(self, n: int) -> tuple[int, int]:
         """Shape of the standard-normal noise that `sample` needs for n samples of one observation."""
@@ -114,32 +97,6 @@ class GaussianPolicy:
         net.train(was_training)
         return (mean[:, None] + log_std.exp()[:, None] * noise).clamp_(-1.0, 1.0)
 
-    def network_flops_per_row(self) -> int:
-        """FLOPs (2 x multiply-adds) of one network forward for one row; a training row costs ~3x."""
-        return matmul_flops_per_row(self.model)
-
     def sample_flops_per_action(self) -> int:
         """FLOPs of drawing one action: one network forward (the noise costs no matmul)."""
         return self.network_flops_per_row()
-
-    def state_dict(self) -> dict:
-        return {
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "step": self.step,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step = state["step"]
-
-    def to(self, device: str | torch.device) -> GaussianPolicy:
-        """Moves networks and optimizer state to `device`; returns self."""
-        self.model.to(device)
-        self.ema.to(device)
-        # Reloading the optimizer's own state casts it onto the parameters' new device.
-        self.optimizer.load_state_dict(self.optimizer.state_dict())
-        return self

@@ -86,7 +86,11 @@ class RobosuiteEnv:
         rng = np.random.default_rng(seed)
         self.raw.rng = rng  # used by robot.reset (joint noise) and the object placement
         _reseed_sampler(getattr(self.raw, "placement_initializer", None), rng)
-        self._obs_dict = self.raw.reset()
+        self.raw.reset()
+        # The observation reset() returns can predate its own last changes: PickPlaceCan and
+        # NutAssemblySquare enable their one object's sensors during the reset, after which reset()'s
+        # observation still holds zeros for the object relative to the gripper. Recompute it.
+        self._obs_dict = self.raw._get_observations(force_update=True)
         self.episode_steps = 0
         self._done = False
         return self._flat(self._obs_dict)

@@ -250,7 +250,7 @@ class CanExpert(PickPlaceExpert):
     corner_inset = 0.06  # m from the quadrant's inner corner, along x and y (the can's radius is 0.025)
     rest_height = 0.06  # m: the can's centre above the bin's origin when it stands in the bin
     drop_height = 0.03  # m: the can's centre above its resting height when released
-    carry_above = 0.1  # the can's bottom clears the bins' walls (0.1 above the bin floor)
+    carry_above = 0.1  # the can's bottom then clears the bins' walls by 5 cm
     goal_xy_tol = 0.02  # the quadrant is 0.19 x 0.24 m
 
     def _grasp_pose(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, float | None]:

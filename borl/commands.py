@@ -28,7 +28,7 @@ def tasks(args: argparse.Namespace) -> int:
             str(s.obs_dim),
             str(s.act_dim),
             str(s.horizon),
-            "scripted expert",
+            "scripted expert" if task.has_expert else "--dataset (Minari/D4RL)",
             str(s.default_demos),
             s.description,
         )
@@ -42,6 +42,7 @@ def demos(args: argparse.Namespace) -> int:
     from borl.envs.registry import get_task
 
     task = get_task(args.task)
+    task.require_expert()
     episodes, attempts = collect_demos(task, args.episodes, seed=args.seed, noise=args.noise)
     write_robomimic(args.out, episodes, task.spec)
     steps = sum(len(e) for e in episodes)
@@ -98,7 +99,9 @@ def resume(args: argparse.Namespace) -> int:
 def _check_task_and_device(config) -> None:
     from borl.envs.registry import get_task
 
-    get_task(config.task)
+    task = get_task(config.task)
+    if not config.dataset and not task.has_expert:
+        task.require_expert()
     if config.device == "cuda":
         import torch
 

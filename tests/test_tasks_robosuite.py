@@ -44,7 +44,7 @@ def _rollout(env, seed: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def test_registry_lists_the_tasks() -> None:
-    assert [t.spec.name for t in list_tasks()] == ["lift", "can", "square", "stack"]
+    assert [t.spec.name for t in list_tasks()] == ["lift", "can", "square", "stack", "pen"]
     for name, (env_name, object_size, _, _) in TASKS.items():
         s = get_task(name).spec
         assert s.obs_keys == (

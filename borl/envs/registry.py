@@ -12,6 +12,7 @@ import numpy as np
 
 from borl.envs.base import Expert, TaskEnv, TaskSpec
 from borl.envs.experts import CanExpert, LiftExpert, SquareExpert, StackExpert
+from borl.envs.pen import PenEnv
 from borl.envs.robosuite_env import RobosuiteEnv
 from borl.errors import BorlError
 
@@ -22,7 +23,7 @@ class Task:
 
     spec: TaskSpec
     env_factory: Callable[[TaskSpec], TaskEnv]
-    expert_factory: Callable[[TaskEnv, np.random.Generator, float], Expert]
+    expert_factory: Callable[[TaskEnv, np.random.Generator, float], Expert] | None
 
     @property
     def name(self) -> str:
@@ -34,8 +35,21 @@ class Task:
             raise BorlError(f"horizon must be at least 1, got {horizon}")
         return self.env_factory(self.spec if horizon is None else replace(self.spec, horizon=horizon))
 
+    @property
+    def has_expert(self) -> bool:
+        return self.expert_factory is not None
+
+    def require_expert(self) -> None:
+        """Raise a BorlError saying how to give demonstrations if the task has no scripted expert."""
+        if self.expert_factory is None:
+            raise BorlError(
+                f"no {self.name} expert exists yet: give demonstrations with `borl run {self.name} "
+                "--dataset PATH` (a Minari dataset directory or a D4RL HDF5 file)"
+            )
+
     def make_expert(self, env: TaskEnv, rng: np.random.Generator, noise: float) -> Expert:
         """The scripted expert acting in env, adding Gaussian noise of std `noise` to its arm actions."""
+        self.require_expert()
         return self.expert_factory(env, rng, noise)
 
 
@@ -118,6 +132,28 @@ _TASKS: tuple[Task, ...] = (
         ),
         env_factory=RobosuiteEnv,
         expert_factory=StackExpert,
+    ),
+    Task(
+        spec=TaskSpec(
+            name="pen",
+            description="Adroit pen (gymnasium-robotics AdroitHandPen-v1): turn the pen to the target pose",
+            obs_keys=(
+                ("hand_qpos", 24),
+                ("pen_pos", 3),
+                ("pen_vel", 6),
+                ("pen_orientation", 3),
+                ("target_orientation", 3),
+                ("pen_to_target_pos", 3),
+                ("pen_to_target_orientation", 3),
+            ),
+            act_dim=24,
+            horizon=100,  # D4RL's
+            default_demos=25,  # D4RL's pen-human size; pi0's success from it not measured here
+            demo_noise=0.0,
+            env_name="AdroitHandPen-v1",
+        ),
+        env_factory=PenEnv,
+        expert_factory=None,  # no pen expert yet: D0 comes from --dataset
     ),
 )
 

@@ -61,7 +61,11 @@ def _parser() -> argparse.ArgumentParser:
         "or steering (policy frozen after D0, critic retrained)",
     )
     axes.add_argument("--extraction", help="implicit (best-of-N by Q), awr (Q-weighted BC) or none")
-    run.add_argument("--dataset", help="robomimic HDF5 demonstrations (default: made by the scripted expert)")
+    run.add_argument(
+        "--dataset",
+        help="demonstrations: a robomimic HDF5 file, or for pen a Minari dataset directory or D4RL HDF5 file "
+        "(default: made by the scripted expert)",
+    )
     run.add_argument("--demos", type=_count(1), help="D0 size (default: the task's)")
     run.add_argument("--iterations", type=_count(0))
     run.add_argument("--rollouts", type=_count(0), help="rollouts M per iteration")

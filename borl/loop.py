@@ -21,8 +21,8 @@ from tqdm import tqdm
 from borl.agent import Agent
 from borl.algos import policy_iteration
 from borl.config import RunConfig, load_config, save_config
+from borl.data.datasets import read_dataset
 from borl.data.episode import Episode, Lineage
-from borl.data.robomimic import read_robomimic
 from borl.data.store import EpisodeStore
 from borl.envs.demos import collect_demos
 from borl.envs.registry import Task, get_task
@@ -110,7 +110,7 @@ class Run:
         return cls(directory, load_config(directory / "config.yaml"))
 
     def _read_dataset(self) -> list[Episode]:
-        episodes = read_robomimic(Path(self.config.dataset), self.task.spec)
+        episodes = read_dataset(Path(self.config.dataset), self.task.spec)
         if self.config.demos is not None:
             episodes = episodes[: self.config.demos]
         return episodes

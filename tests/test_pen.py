@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import h5py
+import mujoco
 import numpy as np
 import pytest
 
@@ -15,6 +16,7 @@ from borl.data.datasets import read_dataset
 from borl.data.episode import Lineage
 from borl.envs import get_task
 from borl.envs.pen import goal_achieved_from_obs, success_step
+from borl.envs.pen_expert import PenPlanner, PlannerConfig
 from borl.errors import BorlError
 from borl.loop import Run
 
@@ -106,6 +108,35 @@ def test_twenty_goal_steps_is_a_failure(env) -> None:
 )
 def test_d4rl_success_rule(flags: list[bool], expected: int | None) -> None:
     assert success_step(np.array(flags, dtype=bool)) == expected
+
+
+def test_planner_sees_the_pen_as_mujoco_does(env) -> None:
+    env.reset(3)
+    planner = PenPlanner(env, np.random.default_rng(0), 0.0)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        env.step(rng.uniform(-0.5, 0.5, size=24))
+    data = env.raw.data
+    mujoco.mj_forward(env.raw.model, data)
+    pos, axis = planner.pen_pose(data.qpos.copy())
+    top, bottom = data.site_xpos[env.raw.obj_t_site_id], data.site_xpos[env.raw.obj_b_site_id]
+    np.testing.assert_allclose(pos, data.xpos[env.raw.obj_body_id], atol=1e-12)
+    np.testing.assert_allclose(axis, (top - bottom) / np.linalg.norm(top - bottom), atol=1e-12)
+
+
+def test_planner_acts_in_range_and_reproducibly(env) -> None:
+    small = PlannerConfig(samples=4, horizon=3, knots=2)
+    actions = []
+    for _ in range(2):
+        obs = env.reset(5)
+        planner = PenPlanner(env, np.random.default_rng(7), 0.1, small)
+        actions.append([])
+        for _ in range(2):
+            actions[-1].append(planner.act(obs))
+            obs = env.step(actions[-1][-1])[0]
+    first = np.array(actions[0])
+    assert first.shape == (2, 24) and first.dtype == np.float32 and np.abs(first).max() <= 1.0
+    np.testing.assert_array_equal(first, np.array(actions[1]))
 
 
 # Reading datasets -------------------------------------------------------------------------------------

@@ -104,13 +104,13 @@ class PenEnv:
             raise BorlError(f"action for task '{name}' must have shape {expected}, got {action.shape}")
         if not np.all(np.isfinite(action)):
             raise BorlError(f"non-finite action for task '{self.spec.name}': {action.tolist()}")
-        obs, _, _, time_up, info = self.gym.step(np.clip(action, -1.0, 1.0))
+        obs, _, _, _, info = self.gym.step(np.clip(action, -1.0, 1.0))
         self.episode_steps += 1
         goal = bool(info["success"])
         self.goal_steps += goal
         success = self.goal_steps > SUCCESS_STEPS
         terminated = success
-        truncated = not terminated and (time_up or self.episode_steps >= self.spec.horizon)
+        truncated = not terminated and self.episode_steps >= self.spec.horizon
         self._done = terminated or truncated
         info = {"success": success, "goal_achieved": goal}
         return obs.astype(np.float32), float(success), terminated, truncated, info

@@ -18,8 +18,14 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 
 from borl.config import PRESETS  # noqa: E402
+
+# Viridis with unvisited (zero, masked on a log scale) cells in its lowest colour.
+_EMPTY_AS_LOWEST = matplotlib.colormaps["viridis"].with_extremes(
+    bad=matplotlib.colormaps["viridis"](0.0), under=matplotlib.colormaps["viridis"](0.0)
+)
 
 Row = dict[str, Any]
 
@@ -77,7 +83,7 @@ def _error_note(rows: list[Row]) -> str:
     seeds = max(r["seeds"] for r in rows)
     if min(r["seeds"] for r in rows) > 1:
         return f"mean ± s.e. over {seeds} seeds"
-    return f"mean ± s.e. (over seeds; over episodes where one seed; up to {seeds} seeds)"
+    return f"mean ± s.e. over up to {seeds} seeds; over episodes where one"
 
 
 def _series(rows: list[Row], preset: str, rollouts: int, ou_sigma: float) -> list[Row]:
@@ -292,7 +298,9 @@ def visitation_heatmap(positions: dict[str, np.ndarray], path: Path, task: str, 
         preset: np.histogram2d(points[:, 0], points[:, 2], bins=40, range=extent)[0].T / len(points)
         for preset, points in positions.items()
     }
+    # A log scale: most states sit at the grasp, and the approach paths would vanish on a linear one.
     top = max(h.max() for h in histograms.values())
+    floor = min(h[h > 0].min() for h in histograms.values() if h.any())
     fig, axes = _panels(len(positions))
     for ax, (preset, histogram) in zip(axes, histograms.items(), strict=True):
         image = ax.imshow(
@@ -300,14 +308,13 @@ def visitation_heatmap(positions: dict[str, np.ndarray], path: Path, task: str, 
             origin="lower",
             extent=(*extent[0], *extent[1]),
             aspect="auto",
-            cmap="viridis",
-            vmin=0,
-            vmax=top,
+            cmap=_EMPTY_AS_LOWEST,
+            norm=LogNorm(vmin=floor, vmax=top),
         )
         ax.set_xlabel("x")
         ax.set_title(preset, fontsize=9)
     axes[0].set_ylabel("z")
-    fig.colorbar(image, ax=axes, label="fraction of states")
+    fig.colorbar(image, ax=axes, label="fraction of states (log scale)")
     fig.suptitle(f"{task}: end-effector x-z visitation, {caption}", fontsize=10)
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -53,85 +53,56 @@ class Task:
         return self.expert_factory(env, rng, noise)
 
 
-_TASKS: tuple[Task, ...] = (
-    Task(
+def _robosuite_task(
+    name: str,
+    env_name: str,
+    description: str,
+    object_size: int,
+    default_demos: int,
+    expert: Callable[[TaskEnv, np.random.Generator, float], Expert],
+) -> Task:
+    """A robosuite task as the study ran them: Panda under OSC_POSE delta control (7-dim actions),
+    robomimic's low-dim keys (the task's `object` state last), horizon 400, demo noise 0.15."""
+    return Task(
         spec=TaskSpec(
-            name="lift",
-            description="robosuite Lift: pick up the red cube (Panda, OSC_POSE delta)",
+            name=name,
+            description=f"{description} (Panda, OSC_POSE delta)",
             obs_keys=(
                 ("robot0_eef_pos", 3),
                 ("robot0_eef_quat", 4),
                 ("robot0_gripper_qpos", 2),
-                ("object", 10),
+                ("object", object_size),
             ),
             act_dim=7,
             horizon=400,
-            default_demos=3,  # pi0 (best-of-32): 47% of 30, 46% of 50 episodes; 5 demos: 63%, 10: 90%
+            default_demos=default_demos,
             demo_noise=0.15,
-            env_name="Lift",
+            env_name=env_name,
         ),
         env_factory=RobosuiteEnv,
-        expert_factory=LiftExpert,
-    ),
+        expert_factory=expert,
+    )
+
+
+_TASKS: tuple[Task, ...] = (
+    # pi0 (best-of-32) on 3 demos: 47% of 30, 46% of 50 episodes; 5 demos: 63%, 10: 90%
+    _robosuite_task("lift", "Lift", "robosuite Lift: pick up the red cube", 10, 3, LiftExpert),
     # default_demos of can, square and stack are provisional guesses, not measured: the D0 size that puts
     # pi0 at 30-65% success needs full training runs (as done for lift), still to do.
-    Task(
-        spec=TaskSpec(
-            name="can",
-            description="robosuite PickPlaceCan: put the can in its bin (Panda, OSC_POSE delta)",
-            obs_keys=(
-                ("robot0_eef_pos", 3),
-                ("robot0_eef_quat", 4),
-                ("robot0_gripper_qpos", 2),
-                ("object", 14),
-            ),
-            act_dim=7,
-            horizon=400,
-            default_demos=10,  # provisional (see above)
-            demo_noise=0.15,
-            env_name="PickPlaceCan",
-        ),
-        env_factory=RobosuiteEnv,
-        expert_factory=CanExpert,
+    _robosuite_task(
+        "can", "PickPlaceCan", "robosuite PickPlaceCan: put the can in its bin", 14, 10, CanExpert
     ),
-    Task(
-        spec=TaskSpec(
-            name="square",
-            description="robosuite NutAssemblySquare: fit the square nut on its peg (Panda, OSC_POSE delta)",
-            obs_keys=(
-                ("robot0_eef_pos", 3),
-                ("robot0_eef_quat", 4),
-                ("robot0_gripper_qpos", 2),
-                ("object", 14),
-            ),
-            act_dim=7,
-            horizon=400,
-            default_demos=20,  # provisional (see above)
-            demo_noise=0.15,
-            env_name="NutAssemblySquare",
-        ),
-        env_factory=RobosuiteEnv,
-        expert_factory=SquareExpert,
+    _robosuite_task(
+        "square",
+        "NutAssemblySquare",
+        "robosuite NutAssemblySquare: fit the square nut on its peg",
+        14,
+        20,
+        SquareExpert,
     ),
-    Task(
-        spec=TaskSpec(
-            name="stack",
-            # MimicGen's Stack_D0 is robosuite's Stack unchanged: cubes anywhere in [-0.08, 0.08]^2, any yaw
-            description="robosuite Stack (MimicGen Stack_D0): red cube on green cube (Panda, OSC_POSE delta)",
-            obs_keys=(
-                ("robot0_eef_pos", 3),
-                ("robot0_eef_quat", 4),
-                ("robot0_gripper_qpos", 2),
-                ("object", 23),
-            ),
-            act_dim=7,
-            horizon=400,
-            default_demos=20,  # provisional (see above)
-            demo_noise=0.15,
-            env_name="Stack",
-        ),
-        env_factory=RobosuiteEnv,
-        expert_factory=StackExpert,
+    # MimicGen's Stack_D0 is robosuite's Stack unchanged: cubes anywhere in [-0.08, 0.08]^2, any yaw
+    _robosuite_task(
+        "stack", "Stack", "robosuite Stack (MimicGen Stack_D0): red cube on green cube", 23, 20, StackExpert
     ),
     Task(
         spec=TaskSpec(

@@ -132,9 +132,9 @@ class Run:
             self._store_demos(self._read_dataset())
             return
         count = config.demos or self.task.spec.default_demos
-        demos, attempts = collect_demos(
-            self.task, count, seed=config.seed, noise=config.demo_noise, horizon=config.horizon
-        )
+        # Demonstrations get the task's own horizon: a shorter run horizon (quick mode's 80 steps) limits
+        # the agent's episodes, and would cut off experts that need more steps (can, square: 90-165).
+        demos, attempts = collect_demos(self.task, count, seed=config.seed, noise=config.demo_noise)
         tqdm.write(f"D0: {count} scripted demonstrations in {attempts} attempts")
         self._store_demos(demos)
 

@@ -124,3 +124,12 @@ def test_demos_command_round_trip(tmp_path) -> None:
             np.testing.assert_array_equal(episode.actions, demo["actions"][()])
             np.testing.assert_array_equal(episode.observations[:-1, 9:], demo["obs/object"][()])
             assert episode.states.shape == (len(episode), 45)
+
+
+def test_quick_run_of_a_task_with_long_demonstrations(tmp_path, one_thread) -> None:
+    """Quick mode's 80-step horizon limits the agent, not the expert: can's demos take 90-150 steps."""
+    out = tmp_path / "run"
+    args = ["run", "can", "--quick", "--quiet", "--workers", "1", "--rollouts", "2", "--eval-episodes", "2"]
+    assert main([*args, "--out", str(out)]) == 0
+    lines = (out / "metrics.csv").read_text().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("iteration,")

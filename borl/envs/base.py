@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from borl.errors import BorlError
+
 
 class TaskEnv(Protocol):
     """A single environment with gymnasium's step convention and flat float32 observations."""
@@ -50,3 +52,15 @@ class TaskSpec:
     @property
     def obs_dim(self) -> int:
         return sum(size for _, size in self.obs_keys)
+
+
+def checked_action(spec: TaskSpec, action: np.ndarray) -> np.ndarray:
+    """The action as float64 clipped to [-1, 1]; a wrong shape or a non-finite value is a BorlError."""
+    action = np.asarray(action, dtype=np.float64)
+    if action.shape != (spec.act_dim,):
+        raise BorlError(
+            f"action for task '{spec.name}' must have shape {(spec.act_dim,)}, got {action.shape}"
+        )
+    if not np.all(np.isfinite(action)):
+        raise BorlError(f"non-finite action for task '{spec.name}': {action.tolist()}")
+    return np.clip(action, -1.0, 1.0)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from borl.envs.base import TaskSpec
+from borl.envs.base import TaskSpec, checked_action
 from borl.errors import BorlError
 
 # D4RL: success means the goal held on more than this many steps of the episode.
@@ -98,13 +98,8 @@ class PenEnv:
         """Apply one action (clipped to [-1, 1]); reward 1.0 and terminated when D4RL's rule is met."""
         if self._done:
             raise BorlError("step() called on a finished episode; call reset(seed) first")
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != (self.spec.act_dim,):
-            name, expected = self.spec.name, (self.spec.act_dim,)
-            raise BorlError(f"action for task '{name}' must have shape {expected}, got {action.shape}")
-        if not np.all(np.isfinite(action)):
-            raise BorlError(f"non-finite action for task '{self.spec.name}': {action.tolist()}")
-        obs, _, _, _, info = self.gym.step(np.clip(action, -1.0, 1.0))
+        action = checked_action(self.spec, action)
+        obs, _, _, _, info = self.gym.step(action)
         self.episode_steps += 1
         goal = bool(info["success"])
         self.goal_steps += goal

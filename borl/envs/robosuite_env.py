@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from borl.envs.base import TaskSpec
+from borl.envs.base import TaskSpec, checked_action
 from borl.errors import BorlError
 
 # borl's observation keys that robosuite names differently (robomimic uses borl's names).
@@ -99,13 +99,8 @@ class RobosuiteEnv:
         """Apply one action (clipped to [-1, 1]); reward 1.0 and terminated on success."""
         if self._done:
             raise BorlError("step() called on a finished episode; call reset(seed) first")
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != (self.spec.act_dim,):
-            name, expected = self.spec.name, (self.spec.act_dim,)
-            raise BorlError(f"action for task '{name}' must have shape {expected}, got {action.shape}")
-        if not np.all(np.isfinite(action)):
-            raise BorlError(f"non-finite action for task '{self.spec.name}': {action.tolist()}")
-        self.raw.step(np.clip(action, -1.0, 1.0))
+        action = checked_action(self.spec, action)
+        self.raw.step(action)
         # robosuite's step returns observables sampled on a timer that can fire a substep or two early,
         # and after its last substep positions lag the integrated state (no forward pass): together about
         # 1 mm. Recomputing makes each observation (and the success check) a function of the current state,

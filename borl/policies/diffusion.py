@@ -128,12 +128,7 @@ class DiffusionPolicy(EMALearner):
 
         Deterministic given `noise`. All B * n rows go through the network at once per step.
         """
-        batch, n = noise.shape[:2]
-        if noise.shape[1:] != self.noise_shape(n) or obs.shape != (batch, self.obs_dim):
-            raise ValueError(
-                f"sample: obs {tuple(obs.shape)} and noise {tuple(noise.shape)} do not match "
-                f"(B, {self.obs_dim}) and (B, n, {self.config.timesteps}, {self.act_dim})"
-            )
+        batch, n = self._check_sample_inputs(obs, noise)
         net = self.ema if use_ema else self.model
         was_training = net.training
         net.eval()

@@ -84,12 +84,7 @@ class GaussianPolicy(EMALearner):
 
         mean + std * noise, clipped to [-1, 1]; deterministic given `noise`.
         """
-        batch, n = noise.shape[:2]
-        if noise.shape[1:] != self.noise_shape(n) or obs.shape != (batch, self.obs_dim):
-            raise ValueError(
-                f"sample: obs {tuple(obs.shape)} and noise {tuple(noise.shape)} do not match "
-                f"(B, {self.obs_dim}) and (B, n, {self.act_dim})"
-            )
+        self._check_sample_inputs(obs, noise)
         net = self.ema if use_ema else self.model
         was_training = net.training
         net.eval()

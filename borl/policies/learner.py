@@ -14,12 +14,27 @@ from borl.policies.networks import matmul_flops_per_row
 class EMALearner:
     """A network, its Adam and its EMA copy; subclasses define `loss` (and how to sample)."""
 
+    obs_dim: int
+
     def __init__(self, model: nn.Module, lr: float, ema_decay: float) -> None:
         self.model = model
         self.ema = copy.deepcopy(model).requires_grad_(False).eval()
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
         self.ema_decay = ema_decay
         self.step = 0
+
+    def noise_shape(self, n: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def _check_sample_inputs(self, obs: torch.Tensor, noise: torch.Tensor) -> tuple[int, int]:
+        """(B, n) of a sample call; obs must be (B, obs_dim) and noise (B, *noise_shape(n))."""
+        batch, n = noise.shape[:2]
+        if noise.shape[1:] != self.noise_shape(n) or obs.shape != (batch, self.obs_dim):
+            raise ValueError(
+                f"sample: obs {tuple(obs.shape)} and noise {tuple(noise.shape)} do not match "
+                f"(B, {self.obs_dim}) and (B, {', '.join(map(str, self.noise_shape(n)))}) for n={n}"
+            )
+        return batch, n
 
     def loss(
         self, obs: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor | None = None

@@ -4,17 +4,21 @@ matrix-multiply roofline, and collection speed against the simulator-plus-policy
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from borl.agent import Agent
 from borl.config import RunConfig, merge
+from borl.data.episode import Episode, Lineage
 from borl.data.normalization import Normalizer
+from borl.data.replay import TransitionDataset
 from borl.eager_reference import EagerReference
 from borl.policies.networks import matmul_flops_per_row
+from borl.train import Phase, TrainingProgress, run_phases
 
 
 def _synchronize(device: str) -> None:
@@ -61,17 +65,19 @@ def synthetic_agent(config: RunConfig, obs_dim: int, act_dim: int) -> Agent:
     return Agent(config, obs_dim, act_dim, normalizer, device=config.device)
 
 
-def synthetic_batch(
-    batch_size: int, obs_dim: int, act_dim: int, device: str = "cpu"
-) -> dict[str, torch.Tensor]:
-    batch = {
-        "obs": torch.randn(batch_size, obs_dim),
-        "next_obs": torch.randn(batch_size, obs_dim),
-        "actions": torch.rand(batch_size, act_dim) * 2 - 1,
-        "rewards": (torch.rand(batch_size) < 0.05).float(),
-        "terminals": (torch.rand(batch_size) < 0.05).float(),
-    }
-    return {k: v.to(device) for k, v in batch.items()}
+def synthetic_episodes(transitions: int, obs_dim: int, act_dim: int, length: int = 400) -> Iterator[Episode]:
+    """Episodes of random transitions (`transitions` rounded up to whole episodes), made one at a
+    time so that a large store can be written without holding it all."""
+    rng = np.random.default_rng(0)
+    for index in range(-(-transitions // length)):
+        yield Episode(
+            observations=rng.normal(size=(length + 1, obs_dim)).astype(np.float32),
+            actions=rng.uniform(-1, 1, size=(length, act_dim)).astype(np.float32),
+            rewards=np.zeros(length, np.float32),
+            terminated=False,
+            success=False,
+            lineage=Lineage("rollout", 1, index, seed=index),
+        )
 
 
 def synthetic_buffer(size: int, obs_dim: int, act_dim: int) -> dict[str, np.ndarray]:
@@ -86,48 +92,66 @@ def synthetic_buffer(size: int, obs_dim: int, act_dim: int) -> dict[str, np.ndar
     }
 
 
-def update_flops(agent: Agent, batch_size: int) -> dict[str, float]:
-    """FLOPs of one policy update and one critic update (forward 1x, forward + backward 3x)."""
-    policy = 3 * agent.policy.network_flops_per_row() * batch_size
-    critic = agent.critic
-    q = matmul_flops_per_row(critic.q_net)
-    v = matmul_flops_per_row(critic.v_net)
-    # target Q (fwd), V(s') (fwd), V(s) (fwd + bwd), Q ensemble (fwd + bwd)
-    critic_flops = (q + v + 3 * v + 3 * q) * batch_size
-    return {"policy": float(policy), "critic": float(critic_flops)}
+def _training_seconds(
+    agent: Agent, data: TransitionDataset, config: RunConfig, policy_steps: int, overlap: bool
+) -> tuple[float, float]:
+    """Best-of-3 wall seconds of training `policy_steps` policy updates and the critic updates of
+    equal FLOPs, as train.py runs them; and the FLOPs of that work."""
+    rows = config.train.batch_size
+    critic_flops = agent.critic.update_flops_per_row() * rows
+    policy_flops = agent.policy.update_flops_per_row() * rows
+    critic_steps = round(policy_steps * policy_flops / critic_flops)
+
+    def train() -> None:
+        generators = [torch.Generator(device=config.device).manual_seed(i) for i in range(2)]
+        phases = [
+            Phase("critic", critic_steps, agent.critic.update, generators[0], critic_flops),
+            Phase("policy", policy_steps, agent.policy.update, generators[1], policy_flops),
+        ]
+        with tqdm(disable=True) as bar:
+            run_phases(phases, data, rows, config.train.threads, overlap, TrainingProgress(bar))
+
+    seconds = _best_seconds(train, repeats=1, device=config.device)
+    return seconds, critic_steps * critic_flops + policy_steps * policy_flops
 
 
 def bench_train(config: RunConfig, obs_dim: int = 19, act_dim: int = 7, threads: int = 2) -> dict:
-    """Achieved GFLOP/s of the update step (critic + policy) of the given networks."""
-    torch.set_num_threads(threads)
+    """Achieved GFLOP/s of the update step (policy + Q + V) as training runs it, on 100k transitions:
+    critic and policy side by side on their own threads where train.py overlaps them, and one after
+    the other on all threads, beside the eager reference; all against the roofline of the same run."""
+    config = merge(config, {"train": {"threads": threads}})
     device = config.device
     agent = synthetic_agent(config, obs_dim, act_dim)
-    batch = synthetic_batch(config.train.batch_size, obs_dim, act_dim, device)
-    flops = update_flops(agent, config.train.batch_size)
-
-    def step() -> None:
-        agent.critic.update(batch)
-        agent.policy.update(batch)
-
-    seconds = _best_seconds(step, repeats=30, device=device)
+    data = TransitionDataset(
+        list(synthetic_episodes(100_000, obs_dim, act_dim)), agent.normalizer, device=device
+    )
+    steps = 40 * threads
+    overlap = config.train.overlap and threads >= 2 and device == "cpu"
+    seconds, flops = _training_seconds(agent, data, config, steps, overlap)
+    sequential_seconds, _ = _training_seconds(agent, data, config, steps, overlap=False)
+    per_update = agent.critic.update_flops_per_row() + agent.policy.update_flops_per_row()
+    per_update *= config.train.batch_size
     buffer = synthetic_buffer(100_000, obs_dim, act_dim)
     eager = EagerReference(config, obs_dim, act_dim, buffer, device=device)
     eager_seconds = _best_seconds(eager.update, repeats=30, device=device)
     peak = roofline(threads, device=device)
-    total = flops["policy"] + flops["critic"]
-    achieved = total / seconds / 1e9
+    achieved = flops / seconds / 1e9
+    sequential = flops / sequential_seconds / 1e9
     return {
         "device": device,
         "threads": threads,
         "batch_size": config.train.batch_size,
-        "update_ms": seconds * 1e3,
-        "gflop_per_update": total / 1e9,
+        "overlapped": overlap,
+        "update_ms": per_update / achieved / 1e6,
+        "gflop_per_update": per_update / 1e9,
         "achieved_gflops": achieved,
         "roofline_gflops": peak,
         "ratio": achieved / peak,
+        "sequential_update_ms": per_update / sequential / 1e6,
+        "sequential_ratio": sequential / peak,
         "eager_update_ms": eager_seconds * 1e3,
-        "eager_ratio": total / eager_seconds / 1e9 / peak,
-        "speedup_over_eager": eager_seconds / seconds,
+        "eager_ratio": per_update / eager_seconds / 1e9 / peak,
+        "speedup_over_eager": eager_seconds * achieved * 1e9 / per_update,
     }
 
 
@@ -241,24 +265,11 @@ def peak_rss_mb() -> float:
 def bench_memory(transitions: int, directory: Path, episode_length: int = 400, batch_size: int = 256) -> dict:
     """Peak RSS of a store of `transitions` Lift-shaped transitions: written, read back, made into the
     training dataset, then sampled; sampling must not copy the buffer (RSS stays flat)."""
-    from borl.data.episode import Episode, Lineage
-    from borl.data.replay import TransitionDataset
     from borl.data.store import EpisodeStore
 
-    rng = np.random.default_rng(0)
     store = EpisodeStore(directory)
-    count = -(-transitions // episode_length)
-    for index in range(count):
-        store.append(
-            Episode(
-                observations=rng.normal(size=(episode_length + 1, 19)).astype(np.float32),
-                actions=rng.uniform(-1, 1, size=(episode_length, 7)).astype(np.float32),
-                rewards=np.zeros(episode_length, np.float32),
-                terminated=False,
-                success=False,
-                lineage=Lineage("rollout", 1, index, seed=index),
-            )
-        )
+    for episode in synthetic_episodes(transitions, 19, 7, episode_length):
+        store.append(episode)
     start_rss = peak_rss_mb()
     episodes = store.load()
     observations = np.concatenate([e.observations for e in episodes])

@@ -31,6 +31,8 @@ class TrainConfig:
     critic_steps: int = 10000
     batch_size: int = 256
     threads: int = 2
+    # Train critic and policy side by side on separate threads when independent (borl/train.py).
+    overlap: bool = True
 
 
 @dataclass

@@ -1,10 +1,21 @@
-"""The one training loop for every preset: fit the critic (when the algorithm has one), then the
-policy (unless it is frozen), on all data."""
+"""The one training loop for every preset: fit the critic (when the algorithm has one) and the policy
+(unless it is frozen) on all data.
+
+When the two are independent (the policy's loss does not read the critic, as with implicit
+extraction) and there are at least two threads, they train at the same time: the policy on one
+thread and the critic on the others, each a single-threaded stream of small matmuls (about 0.62 of
+the one-core roofline, where one stream split over two cores reaches about 0.5); whichever has steps
+left afterwards finishes on all threads. How many steps run side by side is fixed by the two updates'
+FLOP counts, not by timing, so a run is reproducible.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,6 +29,106 @@ from borl.data.normalization import Normalizer
 from borl.data.replay import TransitionDataset
 from borl.errors import BorlError
 from borl.extraction.awr import weighted_update
+
+
+@dataclass
+class Phase:
+    """One network's training: `steps` updates on batches drawn with its own generator (from
+    `indices` when given); flops_per_step balances it against another phase run beside it."""
+
+    name: str
+    steps: int
+    update: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+    generator: torch.Generator
+    flops_per_step: float
+    indices: torch.Tensor | None = None
+
+
+class TrainingProgress:
+    """A tqdm bar and the latest losses, updated from both training threads."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+        self.info: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def record(self, name: str, result: dict[str, torch.Tensor] | None) -> None:
+        with self.lock:
+            if result is not None:
+                self.info.update({f"{name}/{k}": float(v) for k, v in result.items()})
+                self.bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in self.info.items()})
+            self.bar.update()
+
+
+def _run_steps(
+    phase: Phase,
+    start: int,
+    stop: int,
+    data: TransitionDataset,
+    batch_size: int,
+    progress: TrainingProgress,
+    cancelled: threading.Event | None = None,
+) -> None:
+    """Steps start..stop-1 of phase; returns early once `cancelled` is set."""
+    for step in range(start, stop):
+        if cancelled is not None and cancelled.is_set():
+            return
+        result = phase.update(data.sample(batch_size, phase.generator, phase.indices))
+        logged = step % 200 == 0 or step == phase.steps - 1
+        progress.record(phase.name, result if logged else None)
+
+
+def _side_by_side(
+    phase: Phase,
+    steps: int,
+    threads: int,
+    data: TransitionDataset,
+    batch_size: int,
+    progress: TrainingProgress,
+    cancelled: threading.Event,
+) -> None:
+    """The first `steps` of phase on `threads` torch threads (this thread's own setting); a failure
+    here sets `cancelled`, so the phase on the other thread stops too."""
+    try:
+        torch.set_num_threads(threads)
+        _run_steps(phase, 0, steps, data, batch_size, progress, cancelled)
+    except BaseException:
+        cancelled.set()
+        raise
+
+
+def run_phases(
+    phases: Sequence[Phase],
+    data: TransitionDataset,
+    batch_size: int,
+    threads: int,
+    overlap: bool,
+    progress: TrainingProgress,
+) -> None:
+    """Run the phases in order on `threads` threads, or, with `overlap` and two phases, side by side.
+
+    Side by side, the second phase runs on threads // 2 threads in a helper thread and the first on
+    the rest, for as many steps as take equal FLOPs; the remaining steps of each then run on all
+    threads. Each phase draws only from its own generator and the critic draws no other random
+    numbers, so the result equals running the phases one after the other on the same thread counts.
+    """
+    if not overlap or len(phases) != 2:
+        torch.set_num_threads(threads)
+        for phase in phases:
+            _run_steps(phase, 0, phase.steps, data, batch_size, progress)
+        return
+    first, second = phases
+    first_side = min(first.steps, round(second.steps * second.flops_per_step / first.flops_per_step))
+    second_side = min(second.steps, round(first.steps * first.flops_per_step / second.flops_per_step))
+    cancelled = threading.Event()
+    shared = (data, batch_size, progress, cancelled)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="borl-train") as pool:
+        helper = pool.submit(_side_by_side, second, second_side, max(1, threads // 2), *shared)
+        _side_by_side(first, first_side, max(1, threads - threads // 2), *shared)
+        helper.result()
+    torch.set_num_threads(threads)
+    _run_steps(first, first_side, first.steps, data, batch_size, progress)
+    _run_steps(second, second_side, second.steps, data, batch_size, progress)
 
 
 def train_agent(
@@ -38,10 +149,9 @@ def train_agent(
     With `frozen` (steering after iteration 0), the new agent keeps that agent's policy and its
     normaliser, the action space the policy was trained in, and only the critic is trained.
     With AWR extraction the policy's loss is weighted by exp(beta * (Q - V)) under the critic
-    trained just before it.
+    trained just before it, so the two cannot overlap.
     """
     torch.manual_seed(seed)
-    torch.set_num_threads(config.train.threads)
     if frozen is None:
         observations = np.concatenate([e.observations for e in episodes])
         actions = np.concatenate([e.actions for e in episodes])
@@ -51,34 +161,37 @@ def train_agent(
     agent = Agent(config, obs_dim, act_dim, normalizer, device=config.device)
     data = TransitionDataset(episodes, normalizer, device=config.device)
     steps = config.train
+    rows = steps.batch_size
+
+    def generator(offset: int) -> torch.Generator:
+        return torch.Generator(device=config.device).manual_seed(seed + offset)
+
     phases = []
     if agent.critic is not None:
-        phases.append(("critic", steps.critic_steps, agent.critic.update, None))
+        critic_flops = agent.critic.update_flops_per_row() * rows
+        phases.append(Phase("critic", steps.critic_steps, agent.critic.update, generator(0), critic_flops))
     if frozen is None:
         mask = policy_episode_mask(config.algorithm, episodes)
         if not mask.any():
             raise BorlError("no successful episode to imitate (filtered IL needs at least one)")
-        policy_indices = None if mask.all() else data.subset(mask)
+        indices = None if mask.all() else data.subset(mask)
         update = agent.policy.update
         if config.extraction.kind == "awr":
             x = config.extraction
             update = weighted_update(update, agent.critic, x.beta, x.max_weight)
-        phases.append(("policy", steps.policy_steps, update, policy_indices))
+        policy_flops = agent.policy.update_flops_per_row() * rows
+        phases.append(Phase("policy", steps.policy_steps, update, generator(1), policy_flops, indices))
     else:
         agent.policy = frozen.policy
-    generator = torch.Generator(device=config.device).manual_seed(seed)
-    info: dict[str, float] = {}
+    overlap = (
+        steps.overlap and steps.threads >= 2 and config.device == "cpu" and config.extraction.kind != "awr"
+    )
     start = time.perf_counter()
-    with tqdm(total=sum(p[1] for p in phases), desc=description, disable=not progress, unit="step") as bar:
-        for name, count, update, indices in phases:
-            for step in range(count):
-                result = update(data.sample(steps.batch_size, generator, indices))
-                if step % 200 == 0 or step == count - 1:
-                    info.update({f"{name}/{k}": float(v) for k, v in result.items()})
-                    bar.set_postfix(
-                        {k.split("/")[-1]: f"{v:.3g}" for k, v in info.items() if k.startswith(name)}
-                    )
-                bar.update()
+    total = sum(p.steps for p in phases)
+    with tqdm(total=total, desc=description, disable=not progress, unit="step") as bar:
+        tracker = TrainingProgress(bar)
+        run_phases(phases, data, rows, steps.threads, overlap, tracker)
+    info = dict(tracker.info)
     info["train_seconds"] = time.perf_counter() - start
     info["transitions"] = float(data.size)
     return agent, info

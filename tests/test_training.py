@@ -3,13 +3,15 @@
 import numpy as np
 import pytest
 import torch
+from tqdm import tqdm
 
+from borl.agent import Agent
 from borl.algos import policy_episode_mask, policy_iteration
 from borl.config import build_config
 from borl.data.episode import Episode, Lineage
 from borl.data.normalization import Normalizer
 from borl.data.replay import TransitionDataset
-from borl.train import train_agent
+from borl.train import Phase, TrainingProgress, run_phases, train_agent
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -82,3 +84,60 @@ def test_steering_trains_the_policy_once():
     for key, value in second.policy.model.state_dict().items():
         assert torch.equal(value, before[key])
     assert any(not torch.equal(v, critic_before[k]) for k, v in second.critic.q_net.state_dict().items())
+
+
+def _phases_and_agent(overlap: bool) -> tuple:
+    """Train a fresh recipe agent (same initial weights each call) for a few critic and policy steps."""
+    config = build_config("recipe", True)
+    episodes = mixed_episodes()
+    normalizer = Normalizer.fit(np.zeros((2, 2)), np.array([[-0.8], [0.8]]))
+    torch.manual_seed(0)
+    agent = Agent(config, 2, 1, normalizer)
+    data = TransitionDataset(episodes, normalizer)
+    generators = [torch.Generator().manual_seed(i) for i in range(2)]
+    phases = [
+        Phase("critic", 40, agent.critic.update, generators[0], 1.0),
+        Phase("policy", 25, agent.policy.update, generators[1], 1.0),
+    ]
+    with tqdm(disable=True) as bar:
+        run_phases(phases, data, 16, threads=1, overlap=overlap, progress=TrainingProgress(bar))
+    return agent
+
+
+def test_overlapped_training_equals_training_one_phase_after_the_other():
+    overlapped, sequential = _phases_and_agent(True), _phases_and_agent(False)
+    for a, b in [
+        (overlapped.critic.q_net, sequential.critic.q_net),
+        (overlapped.critic.v_net, sequential.critic.v_net),
+        (overlapped.policy.model, sequential.policy.model),
+        (overlapped.policy.ema, sequential.policy.ema),
+    ]:
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert torch.equal(x, y), name
+
+
+def _counting(calls: list[int], fail_at: int | None = None):
+    def update(batch: dict) -> dict:
+        calls.append(1)
+        if len(calls) == fail_at:
+            raise ValueError("boom")
+        return {}
+
+    return update
+
+
+@pytest.mark.parametrize("failing", ["first", "second"])
+def test_a_failure_on_either_training_thread_stops_both(failing):
+    first_calls, second_calls = [], []
+    data = TransitionDataset(mixed_episodes(), Normalizer.fit(np.zeros((2, 2)), np.zeros((2, 1))))
+    phases = [
+        Phase(
+            "critic", 500, _counting(first_calls, 3 if failing == "first" else None), torch.Generator(), 1.0
+        ),
+        Phase(
+            "policy", 500, _counting(second_calls, 3 if failing == "second" else None), torch.Generator(), 1.0
+        ),
+    ]
+    with tqdm(disable=True) as bar, pytest.raises(ValueError, match="boom"):
+        run_phases(phases, data, 4, threads=2, overlap=True, progress=TrainingProgress(bar))
+    assert len(first_calls) < 500 and len(second_calls) < 500

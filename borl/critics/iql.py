@@ -103,6 +103,12 @@ class IQLCritic:
         """FLOPs (2 x multiply-adds) of one Q-ensemble forward for one (obs, action) row."""
         return matmul_flops_per_row(self.q_net)
 
+    def update_flops_per_row(self) -> int:
+        """FLOPs of one update per batch row: target Q and V(s') forward, V(s) and the Q ensemble
+        forward and backward (a backward costs about 2 forwards)."""
+        q, v = self.q_flops_per_row(), matmul_flops_per_row(self.v_net)
+        return q + v + 3 * v + 3 * q
+
     def state_dict(self) -> dict:
         return {
             "q_net": self.q_net.state_dict(),

@@ -61,6 +61,10 @@ class EMALearner:
         """FLOPs (2 x multiply-adds) of one network forward for one row; a training row costs ~3x."""
         return matmul_flops_per_row(self.model)
 
+    def update_flops_per_row(self) -> int:
+        """FLOPs of one training step per batch row: forward and backward, about 3 forwards."""
+        return 3 * self.network_flops_per_row()
+
     def state_dict(self) -> dict:
         return {
             "model": self.model.state_dict(),

@@ -124,7 +124,7 @@ class Run:
                 store.append(replace(episode, lineage=lineage))
         _write_atomic(self.directory / "data" / "iter_000" / "COMPLETE", f"{len(demos)}\n")
 
-    def _ensure_demos(self) -> None:
+    def _ensure_demos(self, progress: bool) -> None:
         if (self.directory / "data" / "iter_000" / "COMPLETE").exists():
             return
         config = self.config
@@ -134,7 +134,9 @@ class Run:
         count = config.demos or self.task.spec.default_demos
         # Demonstrations get the task's own horizon: a shorter run horizon (quick mode's 80 steps) limits
         # the agent's episodes, and would cut off experts that need more steps (can, square: 90-165).
-        demos, attempts = collect_demos(self.task, count, seed=config.seed, noise=config.demo_noise)
+        demos, attempts = collect_demos(
+            self.task, count, seed=config.seed, noise=config.demo_noise, progress=progress
+        )
         tqdm.write(f"D0: {count} scripted demonstrations in {attempts} attempts")
         self._store_demos(demos)
 
@@ -145,7 +147,7 @@ class Run:
         """Run (or finish) every iteration; returns the metrics rows."""
         for store in (self.data, self.evals):
             store.remove_temporary()
-        self._ensure_demos()
+        self._ensure_demos(progress)
         done = set(self.completed_iterations())
         todo = [i for i in range(self.config.iterations + 1) if i not in done]
         if todo:

@@ -30,9 +30,10 @@ def same_tensors(a: dict, b: dict) -> bool:
     ],
     ids=["awr", "gaussian-awr", "gaussian-implicit-by-flag", "steering"],
 )
-def test_quick_run_of_each_preset(tmp_path, args, algo, policy_class):
+def test_quick_run_of_each_preset(tmp_path, capsys, args, algo, policy_class):
     out = tmp_path / "run"
     assert main(["run", "lift", *SMALL, *args, "--out", str(out)]) == 0
+    assert "demos:" not in capsys.readouterr().err  # --quiet: no progress bars, the demos' included
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["algo"] == algo and config["policy_class"] == policy_class
     with open(out / "metrics.csv") as f:

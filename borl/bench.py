@@ -210,7 +210,13 @@ def raw_sim_steps_per_second(config: RunConfig, steps: int = 600) -> float:
 
 
 def bench_rollout(config: RunConfig, workers: list[int], episodes: int, directory: Path) -> dict:
-    """Collection steps/s of borl against the limit W / (sim step time + policy FLOPs / roofline)."""
+    """Collection steps/s of borl against the limit W / (sim step time + policy FLOPs / roofline).
+
+    Each of the W x envs_per_worker environments runs `episodes` episodes, so every W is measured
+    over the same number of waves: at the end of a collection one worker runs out of jobs while the
+    other finishes its last episodes, and that tail (about half an episode of one idle core) must be
+    the same share of each measurement.
+    """
     from borl.data.episode import Lineage
     from borl.rollout.collector import Collector, EpisodeJob
 
@@ -224,7 +230,8 @@ def bench_rollout(config: RunConfig, workers: list[int], episodes: int, director
     results = []
     for w in workers:
         run_config = merge(config, {"workers": w})
-        jobs = [EpisodeJob(Lineage("bench", 0, i, seed=i)) for i in range(episodes)]
+        count_jobs = episodes * w * run_config.envs_per_worker
+        jobs = [EpisodeJob(Lineage("bench", 0, i, seed=i)) for i in range(count_jobs)]
         steps = 0
 
         def count(episode) -> None:
@@ -240,6 +247,7 @@ def bench_rollout(config: RunConfig, workers: list[int], episodes: int, director
         results.append(
             {
                 "workers": w,
+                "episodes": count_jobs,
                 "steps_per_second": steps / seconds,
                 "limit": limit,
                 "ratio": steps / seconds / limit,

@@ -117,7 +117,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=_count(1), help="torch threads (train: 2, sample: 1)")
     bench.add_argument("--envs", type=_count(1), default=8, help="sample: environments in the batch")
     bench.add_argument("--workers", default="1,2", help="rollout: worker counts to measure, e.g. 1,2")
-    bench.add_argument("--episodes", type=_count(1), default=16, help="rollout: episodes per measurement")
+    bench.add_argument(
+        "--episodes",
+        type=_count(1),
+        default=6,
+        help="rollout: episodes per environment (W x envs_per_worker)",
+    )
     bench.add_argument(
         "--transitions", type=_count(1), default=1_000_000, help="memory: transitions in the store"
     )

@@ -1,4 +1,5 @@
-"""The robosuite tasks beyond Lift (can, square, stack) on real robosuite: sizes, seeding, experts, demos."""
+"""The robosuite tasks beyond Lift (can, square, stack, threading) on real robosuite: sizes, seeding,
+experts, demos."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ TASKS = {
     "can": ("PickPlaceCan", 14, 71, "Can_to_robot0_eef_pos"),
     "square": ("NutAssemblySquare", 14, 45, "SquareNut_to_robot0_eef_pos"),
     "stack": ("Stack", 23, 45, "gripper_to_cubeA"),
+    "threading": ("Threading_D0", 28, 45, "needle_obj_to_robot0_eef_pos"),
 }
 
 
@@ -44,7 +46,7 @@ def _rollout(env, seed: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def test_registry_lists_the_tasks() -> None:
-    assert [t.spec.name for t in list_tasks()] == ["lift", "can", "square", "stack", "pen"]
+    assert [t.spec.name for t in list_tasks()] == ["lift", "can", "square", "stack", "threading", "pen"]
     for name, (env_name, object_size, _, _) in TASKS.items():
         s = get_task(name).spec
         assert s.obs_keys == (

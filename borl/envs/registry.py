@@ -14,6 +14,7 @@ from borl.envs.base import Expert, TaskEnv, TaskSpec
 from borl.envs.experts import CanExpert, LiftExpert, SquareExpert, StackExpert
 from borl.envs.pen import PenEnv
 from borl.envs.robosuite_env import RobosuiteEnv
+from borl.envs.threading_expert import ThreadingExpert
 from borl.errors import BorlError
 
 
@@ -103,6 +104,15 @@ _TASKS: tuple[Task, ...] = (
     # MimicGen's Stack_D0 is robosuite's Stack unchanged: cubes anywhere in [-0.08, 0.08]^2, any yaw
     _robosuite_task(
         "stack", "Stack", "robosuite Stack (MimicGen Stack_D0): red cube on green cube", 23, 20, StackExpert
+    ),
+    # default_demos 20 is provisional, not measured yet
+    _robosuite_task(
+        "threading",
+        "Threading_D0",
+        "Threading (MimicGen Threading_D0): push the needle through the tripod's ring",
+        28,
+        20,
+        ThreadingExpert,
     ),
     Task(
         spec=TaskSpec(

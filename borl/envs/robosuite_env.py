@@ -30,9 +30,12 @@ def _quiet_robosuite(record: logging.LogRecord) -> bool:
 
 
 def import_robosuite() -> Any:
-    """Import robosuite lazily (it takes ~1 s) with its logging noise filtered."""
+    """Import robosuite lazily (it takes ~1 s) with its logging noise filtered, and register borl's own
+    robosuite environments (Threading_D0) with it."""
     logging.getLogger("robosuite_logs").addFilter(_quiet_robosuite)  # adding the same filter twice is a no-op
     import robosuite
+
+    import borl.envs.threading_env  # noqa: F401 (registers Threading_D0 by defining it)
 
     return robosuite
 

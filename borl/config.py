@@ -48,6 +48,10 @@ class ExtractionConfig:
     these tasks (IQL uses beta 3 for dense-reward locomotion, 0.5 for Kitchen and Adroit, and clips at
     100 throughout). With a 0/1 success reward Q and V lie in [0, 1], so advantages are small: beta 3
     would weight dataset actions within a few percent of each other, which is behaviour cloning.
+
+    from_iteration: the first iteration whose agent acts with implicit extraction; earlier agents
+    act with one policy sample, in their rollouts and as deployed in evaluation. 0 (the study's
+    recipe) extracts from the start, with a critic that has seen only demonstrations.
     """
 
     kind: str = "implicit"
@@ -55,11 +59,16 @@ class ExtractionConfig:
     temperature: float = 0.0
     beta: float = 10.0
     max_weight: float = 100.0
+    from_iteration: int = 0
 
     @property
     def at_rollout(self) -> bool:
         """Whether acting needs the critic (implicit best-of-N) rather than one policy sample."""
         return self.kind == "implicit"
+
+    def extracts_at(self, iteration: int) -> bool:
+        """Whether the agent trained at `iteration` acts with implicit extraction."""
+        return self.at_rollout and iteration >= self.from_iteration
 
 
 # The LN-ResNet's 4x expansion (IDQL's default) costs 2.5x the training time and 4x the sampling
@@ -235,6 +244,7 @@ def validate(config: RunConfig) -> None:
         "train.batch_size": (config.train.batch_size, 1),
         "extraction.candidates": (config.extraction.candidates, 1),
         "extraction.beta": (config.extraction.beta, 0),
+        "extraction.from_iteration": (config.extraction.from_iteration, 0),
     }
     for name, (value, minimum) in at_least.items():
         if value < minimum:

@@ -280,6 +280,7 @@ class Run:
             checkpoint=iteration - 1,
             progress=progress,
             noise=self.config.ou_sigma,
+            extract=self.config.extraction.extracts_at(iteration - 1),
         )
 
     def _evaluate(self, iteration: int, collector: AnyCollector, progress: bool) -> dict[str, list[Episode]]:
@@ -287,12 +288,14 @@ class Run:
 
         With implicit extraction, the same checkpoint also acts without it ("plain"): the simpler
         baseline, measured on the same starts in the same run. (AWR and no extraction already act with
-        one plain policy sample.)
+        one plain policy sample, and so does an agent before extraction.from_iteration: its "plain"
+        episodes are its "eval" ones.)
         """
-        batches = {"eval": True}
-        if self.config.eval_baseline and self.config.extraction.at_rollout:
+        extracting = self.config.extraction.extracts_at(iteration)
+        batches = {"eval": extracting}
+        if self.config.eval_baseline and extracting:
             batches["plain"] = False
-        return {
+        evals = {
             source: self._run_batch(
                 collector,
                 self.evals,
@@ -306,6 +309,9 @@ class Run:
             )
             for source, extract in batches.items()
         }
+        if self.config.eval_baseline and self.config.extraction.at_rollout and not extracting:
+            evals["plain"] = evals["eval"]
+        return evals
 
     def metrics(self) -> list[dict]:
         return [json.loads(self.metrics_file(i).read_text()) for i in self.completed_iterations()]

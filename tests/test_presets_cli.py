@@ -8,6 +8,7 @@ import torch
 import yaml
 
 from borl.cli import main
+from borl.data.store import EpisodeStore
 
 SMALL = ["--quick", "--quiet", "--workers", "1", "--eval-episodes", "2", "--rollouts", "2"]
 
@@ -63,3 +64,22 @@ def test_bad_axis_combinations_exit_2_with_one_line(tmp_path, capsys, args, mess
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not out.exists()
+
+
+def test_extraction_can_start_after_iteration_0(tmp_path):
+    out = tmp_path / "run"
+    args = ["--set", "extraction.from_iteration=1", "--out", str(out)]
+    assert main(["run", "lift", *SMALL, *args]) == 0
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    # Agent 0 acts with one policy sample: its deployed evaluation is its policy-alone one.
+    assert rows[0]["eval_success_rate"] == rows[0]["policy_only_success_rate"]
+    evals = EpisodeStore(out / "eval")
+    assert evals.load(0, "plain") == [] and len(evals.load(0, "eval")) == 2
+    assert len(evals.load(1, "plain")) == 2 and len(evals.load(1, "eval")) == 2
+
+
+def test_extraction_from_a_negative_iteration_is_refused(tmp_path, capsys):
+    args = ["--set", "extraction.from_iteration=-1", "--out", str(tmp_path / "run")]
+    assert main(["run", "lift", *SMALL, *args]) == 2
+    assert "extraction.from_iteration must not be negative" in capsys.readouterr().err

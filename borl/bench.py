@@ -280,11 +280,7 @@ def bench_memory(transitions: int, directory: Path, episode_length: int = 400, b
         store.append(episode)
     start_rss = peak_rss_mb()
     episodes = store.load()
-    observations = np.concatenate([e.observations for e in episodes])
-    actions = np.concatenate([e.actions for e in episodes])
-    normalizer = Normalizer.fit(observations, actions)
-    del observations, actions
-    data = TransitionDataset(episodes, normalizer)
+    data = TransitionDataset(episodes, Normalizer.fit_episodes(episodes))
     del episodes
     built_rss = peak_rss_mb()
     dataset_mb = data.nbytes() / 2**20

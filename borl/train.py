@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -152,12 +151,7 @@ def train_agent(
     trained just before it, so the two cannot overlap.
     """
     torch.manual_seed(seed)
-    if frozen is None:
-        observations = np.concatenate([e.observations for e in episodes])
-        actions = np.concatenate([e.actions for e in episodes])
-        normalizer = Normalizer.fit(observations, actions)
-    else:
-        normalizer = frozen.normalizer
+    normalizer = Normalizer.fit_episodes(episodes) if frozen is None else frozen.normalizer
     agent = Agent(config, obs_dim, act_dim, normalizer, device=config.device)
     data = TransitionDataset(episodes, normalizer, device=config.device)
     steps = config.train

@@ -39,3 +39,16 @@ def test_in_place_normalisation_equals_the_copying_one():
     normalizer = Normalizer.fit(obs, np.zeros((50, 1), np.float32))
     copied = normalizer.normalize_obs(obs)
     np.testing.assert_array_equal(normalizer.normalize_obs(obs.copy(), in_place=True), copied)
+
+
+def test_fitting_on_episodes_equals_fitting_on_their_concatenation():
+    episodes = [make_episode(i, length=3 + i, success=i % 2 == 0) for i in range(5)]
+    whole = Normalizer.fit(
+        np.concatenate([e.observations for e in episodes]), np.concatenate([e.actions for e in episodes])
+    )
+    streamed = Normalizer.fit_episodes(iter(episodes))
+    for key, value in whole.state_dict().items():
+        np.testing.assert_allclose(streamed.state_dict()[key], value, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        whole.obs_std, np.maximum(np.concatenate([e.observations for e in episodes]).std(0), 1e-2), rtol=1e-5
+    )

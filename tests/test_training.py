@@ -1,5 +1,7 @@
 """The one training loop across the algorithm axis: filtered IL, AWR weights, steering's frozen policy."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -118,6 +120,7 @@ def test_overlapped_training_equals_training_one_phase_after_the_other():
 
 def _counting(calls: list[int], fail_at: int | None = None):
     def update(batch: dict) -> dict:
+        time.sleep(0.002)  # 500 calls take a second: long enough for the other thread to fail first
         calls.append(1)
         if len(calls) == fail_at:
             raise ValueError("boom")

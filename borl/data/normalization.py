@@ -8,10 +8,15 @@ Actions are mapped from the data's per-dimension range to [-1, 1], the range the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from borl.data.episode import Episode
 
 OBS_STD_FLOOR = 1e-2
 OBS_CLIP = 5.0
@@ -27,11 +32,40 @@ class Normalizer:
 
     @classmethod
     def fit(cls, observations: np.ndarray, actions: np.ndarray) -> Normalizer:
-        centre = (actions.max(0) + actions.min(0)) / 2
-        half = np.maximum((actions.max(0) - actions.min(0)) / 2, ACTION_HALF_RANGE_FLOOR)
+        """Statistics of observations (N, obs_dim) and actions (M, act_dim)."""
+        obs = np.asarray(observations, dtype=np.float64)
+        moments = (len(obs), obs.sum(0), np.square(obs).sum(0))
+        return cls._from_moments(*moments, actions.min(0), actions.max(0))
+
+    @classmethod
+    def fit_episodes(cls, episodes: Iterable[Episode]) -> Normalizer:
+        """fit() over every episode's observations and actions, one episode at a time: no concatenated
+        copy of the data (the training set makes its own)."""
+        count, total, squares = 0, 0.0, 0.0
+        act_min, act_max = np.inf, -np.inf
+        for episode in episodes:
+            obs = episode.observations.astype(np.float64)
+            count += len(obs)
+            total = total + obs.sum(0)
+            squares = squares + np.square(obs).sum(0)
+            act_min = np.minimum(act_min, episode.actions.min(0))
+            act_max = np.maximum(act_max, episode.actions.max(0))
+        return cls._from_moments(count, total, squares, act_min, act_max)
+
+    @classmethod
+    def _from_moments(
+        cls, count: int, total: np.ndarray, squares: np.ndarray, act_min: np.ndarray, act_max: np.ndarray
+    ) -> Normalizer:
+        """From float64 sums of observations and their squares, and the actions' per-dimension range."""
+        if count == 0:
+            raise ValueError("no observations to fit the normaliser on")
+        mean = total / count
+        std = np.sqrt(np.maximum(squares / count - np.square(mean), 0.0))
+        centre = (act_max + act_min) / 2
+        half = np.maximum((act_max - act_min) / 2, ACTION_HALF_RANGE_FLOOR)
         return cls(
-            obs_mean=observations.mean(0).astype(np.float32),
-            obs_std=np.maximum(observations.std(0), OBS_STD_FLOOR).astype(np.float32),
+            obs_mean=mean.astype(np.float32),
+            obs_std=np.maximum(std, OBS_STD_FLOOR).astype(np.float32),
             act_low=(centre - half).astype(np.float32),
             act_high=(centre + half).astype(np.float32),
         )

@@ -19,7 +19,7 @@ def tasks(args: argparse.Namespace) -> int:
     from borl.envs.registry import list_tasks
 
     table = Table(title="borl tasks")
-    for column in ("task", "obs", "action", "horizon", "demo source", "default D0", "description"):
+    for column in ("task", "obs", "action", "horizon", "default D0", "description"):
         table.add_column(column)
     for task in list_tasks():
         s = task.spec
@@ -28,7 +28,6 @@ def tasks(args: argparse.Namespace) -> int:
             str(s.obs_dim),
             str(s.act_dim),
             str(s.horizon),
-            "scripted expert" if task.has_expert else "--dataset (Minari/D4RL)",
             str(s.default_demos),
             s.description,
         )
@@ -42,7 +41,6 @@ def demos(args: argparse.Namespace) -> int:
     from borl.envs.registry import get_task
 
     task = get_task(args.task)
-    task.require_expert()
     episodes, attempts = collect_demos(task, args.episodes, seed=args.seed, noise=args.noise)
     write_robomimic(args.out, episodes, task.spec)
     steps = sum(len(e) for e in episodes)
@@ -99,9 +97,7 @@ def resume(args: argparse.Namespace) -> int:
 def _check_task_and_device(config) -> None:
     from borl.envs.registry import get_task
 
-    task = get_task(config.task)
-    if not config.dataset and not task.has_expert:
-        task.require_expert()
+    get_task(config.task)
     if config.device == "cuda":
         import torch
 

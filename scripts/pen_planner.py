@@ -1,9 +1,9 @@
-"""Measure the MPPI pen planner (borl/envs/pen_expert.py): D4RL success and wall time per episode.
+"""Measure the pen expert (borl/envs/pen_expert.py): D4RL success, search steps and CPU time per episode.
 
-Usage: python scripts/pen_planner.py SEED [SEED ...]   (each episode takes 5-20 s on one core)
+Usage: python scripts/pen_planner.py [--noise X] SEED [SEED ...]
 """
 
-import sys
+import argparse
 import time
 
 import numpy as np
@@ -12,26 +12,31 @@ from borl.envs import get_task
 from borl.envs.pen_expert import PenPlanner
 
 
-def main(seeds: list[int]) -> None:
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--noise", type=float, default=0.0)
+    parser.add_argument("seeds", type=int, nargs="+")
+    args = parser.parse_args()
     env = get_task("pen").make_env()
-    successes = 0
-    for seed in seeds:
+    successes, seconds = 0, 0.0
+    for seed in args.seeds:
         obs = env.reset(seed)
-        planner = PenPlanner(env, np.random.default_rng(seed), 0.0)
-        start, goal_steps = time.perf_counter(), 0
+        planner = PenPlanner(env, np.random.default_rng(seed), args.noise)
+        start, goal_steps = time.process_time(), 0
         terminated = truncated = False
         while not (terminated or truncated):
             obs, _, terminated, truncated, info = env.step(planner.act(obs))
             goal_steps += info["goal_achieved"]
+        seconds += time.process_time() - start
         successes += info["success"]
-        pen_z = env.raw.data.xpos[env.raw.obj_body_id][2]
         print(
-            f"seed {seed}: success {info['success']}, {env.episode_steps} steps, "
-            f"goal held {goal_steps} steps, pen height {pen_z:.3f} m, {time.perf_counter() - start:.1f} s",
+            f"seed {seed}: success {info['success']}, {env.episode_steps} steps, goal held {goal_steps} "
+            f"steps, {planner.search_steps} search steps, {time.process_time() - start:.1f} CPU s",
             flush=True,
         )
-    print(f"D4RL success: {successes} of {len(seeds)}")
+    n = len(args.seeds)
+    print(f"D4RL success: {successes} of {n}, {seconds / n:.1f} CPU s per episode")
 
 
 if __name__ == "__main__":
-    main([int(arg) for arg in sys.argv[1:]])
+    main()

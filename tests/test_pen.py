@@ -47,9 +47,6 @@ def _rollout(env, seed: int, actions: np.ndarray) -> tuple[np.ndarray, list, lis
 def test_spec() -> None:
     s = TASK.spec
     assert (s.obs_dim, s.act_dim, s.horizon, s.env_name) == (45, 24, 100, "AdroitHandPen-v1")
-    assert not TASK.has_expert
-    with pytest.raises(BorlError, match="no pen expert exists yet: .*--dataset PATH"):
-        TASK.require_expert()
 
 
 def test_reset_and_step_shapes(env) -> None:
@@ -125,7 +122,7 @@ def test_planner_sees_the_pen_as_mujoco_does(env) -> None:
 
 
 def test_planner_acts_in_range_and_reproducibly(env) -> None:
-    small = PlannerConfig(samples=4, horizon=3, knots=2)
+    small = PlannerConfig(samples=4, horizon=3, knots=2, budget=10)
     actions = []
     for _ in range(2):
         obs = env.reset(5)
@@ -296,9 +293,4 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
     assert main(["run", "pen", "--quiet", "--dataset", str(dataset), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "episode_0: observations has NaN or infinite values" in err
-    assert not out.exists()
-    assert main(["run", "pen", "--quiet", "--out", str(out)]) == 2
-    assert main(["demos", "pen", "--episodes", "1", "--out", str(tmp_path / "p.hdf5")]) == 2
-    errors = capsys.readouterr().err.splitlines()
-    assert len(errors) == 2 and all("no pen expert exists yet" in e and "--dataset PATH" in e for e in errors)
     assert not out.exists()

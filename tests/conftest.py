@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository's neighbour folder of files written by other projects' tools."""
+"""Shared fixtures: the repository's neighbour folder of files written by other projects' tools, one
+thread for small networks, and the test module's task environment."""
 
 from pathlib import Path
 
@@ -22,3 +23,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def env(request):
+    """The environment of the test module's TASK, built once per module and closed after it."""
+    made = request.module.TASK.make_env()
+    yield made
+    made.close()

@@ -12,13 +12,6 @@ from borl.errors import BorlError
 TASK = get_task("lift")
 
 
-@pytest.fixture(scope="module")
-def env():
-    env = TASK.make_env()
-    yield env
-    env.close()
-
-
 def _rollout(env, seed: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     observations, states = [env.reset(seed)], []
     for action in actions:

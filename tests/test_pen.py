@@ -25,13 +25,6 @@ TASK = get_task("pen")
 SUCCESS_SEED, TWENTY_SEED = 8, 105
 
 
-@pytest.fixture(scope="module")
-def env():
-    env = TASK.make_env()
-    yield env
-    env.close()
-
-
 def _rollout(env, seed: int, actions: np.ndarray) -> tuple[np.ndarray, list, list]:
     observations, steps, states = [env.reset(seed)], [], []
     for action in actions:

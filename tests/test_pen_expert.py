@@ -15,13 +15,6 @@ from borl.envs.pen_expert import PenPlanner, PlannerConfig
 TASK = get_task("pen")
 
 
-@pytest.fixture(scope="module")
-def env():
-    env = TASK.make_env()
-    yield env
-    env.close()
-
-
 # Seed 1's target is near the pen's start; seed 6's is nearly upright and the search backs up once.
 @pytest.mark.parametrize("seed", [1, 6])
 def test_expert_succeeds_from_one_search(env, seed: int) -> None:

@@ -10,12 +10,7 @@ import pytest
 from borl.cli import main
 from borl.envs import get_task
 
-
-@pytest.fixture(scope="module")
-def env():
-    made = get_task("threading").make_env()
-    yield made
-    made.close()
+TASK = get_task("threading")
 
 
 def _yaw(quat_xyzw: np.ndarray) -> float:
@@ -32,7 +27,7 @@ def _place_needle(env, bar_centre: np.ndarray) -> None:
 
 
 def test_spec() -> None:
-    spec = get_task("threading").spec
+    spec = TASK.spec
     assert spec.env_name == "Threading_D0" and (spec.obs_dim, spec.act_dim, spec.horizon) == (37, 7, 400)
     assert spec.obs_keys[-1] == ("object", 28) and spec.demo_noise == 0.15
 

@@ -18,7 +18,7 @@ from borl.data.normalization import Normalizer
 from borl.data.replay import TransitionDataset
 from borl.eager_reference import EagerReference
 from borl.policies.networks import matmul_flops_per_row
-from borl.train import Phase, TrainingProgress, run_phases
+from borl.train import Phase, TrainingProgress, overlaps, run_phases
 
 
 def _synchronize(device: str) -> None:
@@ -126,7 +126,7 @@ def bench_train(config: RunConfig, obs_dim: int = 19, act_dim: int = 7, threads:
         list(synthetic_episodes(100_000, obs_dim, act_dim)), agent.normalizer, device=device
     )
     steps = 40 * threads
-    overlap = config.train.overlap and threads >= 2 and device == "cpu"
+    overlap = overlaps(config)
     seconds, flops = _training_seconds(agent, data, config, steps, overlap)
     sequential_seconds, _ = _training_seconds(agent, data, config, steps, overlap=False)
     per_update = agent.critic.update_flops_per_row() + agent.policy.update_flops_per_row()

@@ -130,6 +130,13 @@ def run_phases(
     _run_steps(second, second_side, second.steps, data, batch_size, progress)
 
 
+def overlaps(config: RunConfig) -> bool:
+    """Whether critic and policy train side by side: asked for, on two or more CPU threads, and
+    independent (AWR weights the policy's loss by the critic trained before it)."""
+    train = config.train
+    return train.overlap and train.threads >= 2 and config.device == "cpu" and config.extraction.kind != "awr"
+
+
 def train_agent(
     config: RunConfig,
     episodes: Sequence[Episode],
@@ -177,14 +184,11 @@ def train_agent(
         phases.append(Phase("policy", steps.policy_steps, update, generator(1), policy_flops, indices))
     else:
         agent.policy = frozen.policy
-    overlap = (
-        steps.overlap and steps.threads >= 2 and config.device == "cpu" and config.extraction.kind != "awr"
-    )
     start = time.perf_counter()
     total = sum(p.steps for p in phases)
     with tqdm(total=total, desc=description, disable=not progress, unit="step") as bar:
         tracker = TrainingProgress(bar)
-        run_phases(phases, data, rows, steps.threads, overlap, tracker)
+        run_phases(phases, data, rows, steps.threads, overlaps(config), tracker)
     info = dict(tracker.info)
     info["train_seconds"] = time.perf_counter() - start
     info["transitions"] = float(data.size)

@@ -259,40 +259,39 @@ class Threading_D0(ManipulationEnv):  # MimicGen's name, hence not CamelCase
         self.needle = needle_object()
         self.tripod = ring_tripod_object()
         self.placement_initializer = SequentialCompositeSampler(name="ObjectSampler")
-        self.placement_initializer.append_sampler(
-            UniformRandomSampler(
-                name="NeedleSampler",
-                mujoco_objects=self.needle,
-                x_range=NEEDLE_X,
-                y_range=NEEDLE_Y,
-                rotation=NEEDLE_YAW,
-                rotation_axis="z",
-                ensure_object_boundary_in_range=False,
-                ensure_valid_placement=True,
-                reference_pos=self.table_offset,
-                z_offset=0.0,
-                rng=self.rng,
-            )
-        )
-        self.placement_initializer.append_sampler(
-            UniformRandomSampler(
-                name="TripodSampler",
-                mujoco_objects=self.tripod,
-                x_range=(TRIPOD_XY[0], TRIPOD_XY[0]),
-                y_range=(TRIPOD_XY[1], TRIPOD_XY[1]),
-                rotation=(TRIPOD_YAW, TRIPOD_YAW),
-                rotation_axis="z",
-                ensure_object_boundary_in_range=False,
-                ensure_valid_placement=True,
-                reference_pos=self.table_offset,
-                z_offset=0.001,
-                rng=self.rng,
-            )
-        )
+        needle = self._sampler("NeedleSampler", self.needle, NEEDLE_X, NEEDLE_Y, NEEDLE_YAW, 0.0)
+        x, y = TRIPOD_XY
+        tripod = self._sampler("TripodSampler", self.tripod, (x, x), (y, y), (TRIPOD_YAW,) * 2, 0.001)
+        self.placement_initializer.append_sampler(needle)
+        self.placement_initializer.append_sampler(tripod)
         self.model = ManipulationTask(
             mujoco_arena=arena,
             mujoco_robots=[robot.robot_model for robot in self.robots],
             mujoco_objects=[self.needle, self.tripod],
+        )
+
+    def _sampler(
+        self,
+        name: str,
+        obj: CompositeObject,
+        x_range: tuple[float, float],
+        y_range: tuple[float, float],
+        yaw_range: tuple[float, float],
+        z_offset: float,
+    ) -> UniformRandomSampler:
+        """A placement of obj on the table: uniform in x, y and yaw over the given ranges."""
+        return UniformRandomSampler(
+            name=name,
+            mujoco_objects=obj,
+            x_range=x_range,
+            y_range=y_range,
+            rotation=yaw_range,
+            rotation_axis="z",
+            ensure_object_boundary_in_range=False,
+            ensure_valid_placement=True,
+            reference_pos=self.table_offset,
+            z_offset=z_offset,
+            rng=self.rng,
         )
 
     def _setup_references(self) -> None:

@@ -1,9 +1,12 @@
 """The training dataset: every sampled transition matches its episode, with each observation stored once."""
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from test_store import make_episode
 
+from borl.data.episode import Lineage
 from borl.data.normalization import Normalizer
 from borl.data.replay import TransitionDataset
 
@@ -41,14 +44,38 @@ def test_in_place_normalisation_equals_the_copying_one():
     np.testing.assert_array_equal(normalizer.normalize_obs(obs.copy(), in_place=True), copied)
 
 
-def test_fitting_on_episodes_equals_fitting_on_their_concatenation():
+def test_fitting_on_episodes_equals_fitting_on_the_successful_observations_and_all_actions():
     episodes = [make_episode(i, length=3 + i, success=i % 2 == 0) for i in range(5)]
+    successful = [e for e in episodes if e.success]
     whole = Normalizer.fit(
-        np.concatenate([e.observations for e in episodes]), np.concatenate([e.actions for e in episodes])
+        np.concatenate([e.observations for e in successful]), np.concatenate([e.actions for e in episodes])
     )
     streamed = Normalizer.fit_episodes(iter(episodes))
     for key, value in whole.state_dict().items():
         np.testing.assert_allclose(streamed.state_dict()[key], value, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(
-        whole.obs_std, np.maximum(np.concatenate([e.observations for e in episodes]).std(0), 1e-2), rtol=1e-5
+        whole.obs_std,
+        np.maximum(np.concatenate([e.observations for e in successful]).std(0), 1e-2),
+        rtol=1e-5,
     )
+
+
+def test_failed_episodes_do_not_stretch_the_observation_scale():
+    """Long failures far off the successful paths once squeezed the successful states (threading's BC
+    on all data fell to 0%): they must not move the mean or the spread, but their actions count."""
+    demo = replace(make_episode(0, length=20), success=False, lineage=Lineage("demo", 0, 0))
+    failure = make_episode(1, length=400, success=False)
+    failure = replace(failure, observations=failure.observations * 0.1 + 100, actions=failure.actions * 3)
+    fitted = Normalizer.fit_episodes([demo, failure])
+    alone = Normalizer.fit_episodes([demo])
+    np.testing.assert_allclose(fitted.obs_mean, alone.obs_mean, rtol=1e-6)
+    np.testing.assert_allclose(fitted.obs_std, alone.obs_std, rtol=1e-6)
+    np.testing.assert_allclose(fitted.act_high, failure.actions.max(0), rtol=1e-6)
+    assert np.all(np.abs(fitted.normalize_obs(failure.observations)) == 5.0)
+
+
+def test_with_no_successful_episode_observations_come_from_all():
+    failures = [make_episode(i, length=10, success=False) for i in range(3)]
+    fitted = Normalizer.fit_episodes(failures)
+    observations = np.concatenate([e.observations for e in failures])
+    np.testing.assert_allclose(fitted.obs_mean, observations.mean(0), rtol=1e-5, atol=1e-6)

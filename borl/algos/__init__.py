@@ -35,5 +35,5 @@ def policy_iteration(algorithm: str, iteration: int) -> int:
 def policy_episode_mask(algorithm: str, episodes: Sequence[Episode]) -> np.ndarray:
     """Which episodes the policy imitates under an algorithm class."""
     if algorithm == "filtered_il":
-        return np.array([e.success or e.lineage.source == "demo" for e in episodes])
+        return np.array([e.counts_as_success for e in episodes])
     return np.ones(len(episodes), dtype=bool)

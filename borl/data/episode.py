@@ -58,3 +58,8 @@ class Episode:
 
     def __len__(self) -> int:
         return len(self.actions)
+
+    @property
+    def counts_as_success(self) -> bool:
+        """Reached the goal, or is a demonstration (D0 counts as successful whatever its flag says)."""
+        return self.success or self.lineage.source == "demo"

@@ -39,17 +39,28 @@ class Normalizer:
 
     @classmethod
     def fit_episodes(cls, episodes: Iterable[Episode]) -> Normalizer:
-        """fit() over every episode's observations and actions, one episode at a time: no concatenated
-        copy of the data (the training set makes its own)."""
-        count, total, squares = 0, 0.0, 0.0
+        """Observation statistics from the episodes that count as successful (demonstrations do), the
+        action range from all of them; one episode at a time, with no concatenated copy of the data.
+
+        Failed rollouts run to the time limit, outnumber the successful steps several times and wander
+        off the demonstrated paths: standardising by their spread (up to 27x the demonstrations' on
+        threading) squeezed the states a policy must tell apart, and behaviour cloning on all data fell
+        from 38% to 0% (docs/results/normalisation). States far off the successful paths read as the clip.
+        With no successful episode, observations come from all of them.
+        """
+        moments = {True: [0, 0.0, 0.0], False: [0, 0.0, 0.0]}
         act_min, act_max = np.inf, -np.inf
         for episode in episodes:
             obs = episode.observations.astype(np.float64)
-            count += len(obs)
-            total = total + obs.sum(0)
-            squares = squares + np.square(obs).sum(0)
+            sums = moments[episode.counts_as_success]
+            sums[0] += len(obs)
+            sums[1] = sums[1] + obs.sum(0)
+            sums[2] = sums[2] + np.square(obs).sum(0)
             act_min = np.minimum(act_min, episode.actions.min(0))
             act_max = np.maximum(act_max, episode.actions.max(0))
+        count, total, squares = moments[True]
+        if count == 0:
+            count, total, squares = moments[False]
         return cls._from_moments(count, total, squares, act_min, act_max)
 
     @classmethod

@@ -95,6 +95,23 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("dir", type=Path)
     resume.add_argument("--quiet", action="store_true")
 
+    retrain = sub.add_parser(
+        "retrain",
+        help="retrain one iteration of a finished run on the same data with other settings (an ablation)",
+    )
+    retrain.add_argument("dir", type=Path, help="the source run")
+    retrain.add_argument("--iteration", type=_count(0), required=True)
+    retrain.add_argument("--out", type=Path, required=True, help="the new run directory")
+    retrain.add_argument("--algo", help="another preset for the retraining, e.g. filtered-il")
+    retrain.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any setting but those that define the data, e.g. --set train.policy_steps=10000",
+    )
+    retrain.add_argument("--quiet", action="store_true")
+
     evaluate = sub.add_parser("eval", help="evaluate a run's checkpoint")
     evaluate.add_argument("dir", type=Path)
     evaluate.add_argument("--iteration", type=_count(0), help="default: the latest")
@@ -171,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 _RESUME_HINTS = {
     "run": " (continue with `borl resume DIR`)",
     "resume": " (continue with `borl resume DIR`)",
+    "retrain": " (continue with `borl resume OUT`)",
 }
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from borl.config import build_config, merge, parse_assignments, validate
+from borl.config import PRESETS, axes_name, build_config, merge, parse_assignments, validate
 from borl.errors import BorlError
 
 console = Console()
@@ -91,6 +92,26 @@ def resume(args: argparse.Namespace) -> int:
     run = Run.open(args.dir)
     done = run.completed_iterations()
     console.print(f"resuming {args.dir}: {len(done)} of {run.config.iterations + 1} iterations done")
+    return _finish(run, quiet=args.quiet)
+
+
+def retrain(args: argparse.Namespace) -> int:
+    from borl.loop import Run
+
+    source = Run.open(args.dir)
+    config = source.config
+    if args.algo is not None:
+        if args.algo not in PRESETS:
+            raise BorlError(f"unknown preset '{args.algo}' (known: {', '.join(PRESETS)})")
+        config = merge(config, PRESETS[args.algo])
+    config = merge(config, parse_assignments(args.set))
+    config = replace(config, algo=axes_name(config))
+    validate(config)
+    _check_task_and_device(config)
+    run = Run.branch(source, args.iteration, args.out, config)
+    console.print(
+        f"retraining iteration {args.iteration} of {args.dir} as {config.algo}: [bold]{args.out}[/bold]"
+    )
     return _finish(run, quiet=args.quiet)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,6 +49,10 @@ METRIC_COLUMNS = [
     "collect_seconds",
     "eval_seconds",
 ]
+
+
+# Settings that decide which episodes a run holds; a retraining (Run.branch) must keep them.
+DATA_KEYS = ("task", "dataset", "demos", "demo_noise", "horizon", "rollouts", "ou_sigma", "ou_theta")
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -108,6 +113,34 @@ class Run:
         if not (directory / "config.yaml").exists():
             raise BorlError(f"{directory} is not a run directory (no config.yaml)")
         return cls(directory, load_config(directory / "config.yaml"))
+
+    @classmethod
+    def branch(cls, source: Run, iteration: int, directory: Path, config: RunConfig) -> Run:
+        """A new run holding `source`'s episodes up to `iteration` and its results before it, so that
+        executing it retrains and evaluates iteration `iteration` alone under `config`, on exactly the
+        same data: an ablation with everything else held fixed.
+
+        Settings that define the data (task, D0, horizon, rollouts, noise) must be the source's.
+        """
+        if iteration not in source.completed_iterations():
+            done = source.completed_iterations()
+            raise BorlError(f"{source.directory} has not completed iteration {iteration} (done: {done})")
+        for key in DATA_KEYS:
+            if getattr(config, key) != getattr(source.config, key):
+                raise BorlError(f"{key} defines the data: a retraining keeps the source run's")
+        if directory.exists() and any(directory.iterdir()):
+            raise BorlError(f"{directory} exists and is not empty: choose another --out")
+        for earlier in range(iteration + 1):
+            name = checkpoint_name(earlier)
+            shutil.copytree(source.directory / "data" / name, directory / "data" / name)
+            if earlier < iteration:
+                shutil.copytree(source.checkpoint(earlier), directory / "checkpoints" / name)
+                shutil.copytree(source.directory / "eval" / name, directory / "eval" / name)
+                (directory / "metrics").mkdir(exist_ok=True)
+                shutil.copy2(source.metrics_file(earlier), directory / "metrics" / f"{name}.json")
+        run = cls(directory, replace(config, iterations=iteration))
+        save_config(run.config, directory / "config.yaml")
+        return run
 
     def _read_dataset(self) -> list[Episode]:
         episodes = read_dataset(Path(self.config.dataset), self.task.spec)

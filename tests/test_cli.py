@@ -245,3 +245,36 @@ def test_workers_exit_when_the_run_is_killed(tmp_path, demo_file):
     for pid in alive:
         os.kill(pid, signal.SIGKILL)
     assert not alive, "collection workers outlived the killed run"
+
+
+def test_retrain_an_iteration_on_the_same_data(tmp_path, demo_file, capsys):
+    source = tmp_path / "run"
+    assert main(["run", "lift", *QUICK, "--dataset", str(demo_file), "--out", str(source)]) == 0
+    out = tmp_path / "filtered"
+    args = ["retrain", str(source), "--iteration", "1", "--algo", "filtered-il", "--quiet", "--out", str(out)]
+    assert main([*args, "--set", "train.policy_steps=30"]) == 0
+    assert "algo: filtered-il" in (out / "config.yaml").read_text()
+    before, after = read_metrics(source), read_metrics(out)
+    assert after[0] == before[0] and [r["iteration"] for r in after] == ["0", "1"]
+    assert after[1]["rollouts"] == before[1]["rollouts"] and after[1]["env_steps"] == before[1]["env_steps"]
+    for directory in ("data/iter_000", "data/iter_001", "checkpoints/iter_000", "eval/iter_000"):
+        names = sorted(p.name for p in (source / directory).iterdir())
+        assert names == sorted(p.name for p in (out / directory).iterdir())
+        for name in names:
+            assert (source / directory / name).read_bytes() == (out / directory / name).read_bytes()
+    old, new = ((d / "checkpoints/iter_001/weights.pt").read_bytes() for d in (source, out))
+    assert old != new
+
+    capsys.readouterr()
+    assert main(["retrain", str(source), "--iteration", "1", "--out", str(out)]) != 0
+    assert "not empty" in _error_line(capsys)
+    assert main(["retrain", str(source), "--iteration", "2", "--out", str(tmp_path / "x")]) != 0
+    assert "has not completed iteration 2" in _error_line(capsys)
+    assert (
+        main(
+            ["retrain", str(source), "--iteration", "1", "--set", "rollouts=9", "--out", str(tmp_path / "y")]
+        )
+        != 0
+    )
+    assert "rollouts defines the data" in _error_line(capsys)
+    assert not (tmp_path / "y").exists()

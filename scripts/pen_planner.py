@@ -1,4 +1,6 @@
-"""Measure the pen expert (borl/envs/pen_expert.py): D4RL success, search steps and CPU time per episode.
+"""Measure the pen expert (borl/envs/pen_expert.py): D4RL success, search steps, CPU time and the mean
+absolute change of its actions from one step to the next (how jagged they are) per episode. The expert's
+random generator is the one `borl demos` gives it for that reset seed.
 
 Usage: python scripts/pen_planner.py [--noise X] SEED [SEED ...]
 """
@@ -9,6 +11,7 @@ import time
 import numpy as np
 
 from borl.envs import get_task
+from borl.envs.demos import expert_rng
 from borl.envs.pen_expert import PenPlanner
 
 
@@ -18,24 +21,31 @@ def main() -> None:
     parser.add_argument("seeds", type=int, nargs="+")
     args = parser.parse_args()
     env = get_task("pen").make_env()
-    successes, seconds = 0, 0.0
+    successes, seconds, changes = 0, 0.0, []
     for seed in args.seeds:
         obs = env.reset(seed)
-        planner = PenPlanner(env, np.random.default_rng(seed), args.noise)
+        planner = PenPlanner(env, expert_rng(seed), args.noise)
         start, goal_steps = time.process_time(), 0
         terminated = truncated = False
+        actions = []
         while not (terminated or truncated):
-            obs, _, terminated, truncated, info = env.step(planner.act(obs))
+            actions.append(planner.act(obs))
+            obs, _, terminated, truncated, info = env.step(actions[-1])
             goal_steps += info["goal_achieved"]
         seconds += time.process_time() - start
         successes += info["success"]
+        changes.append(float(np.abs(np.diff(actions, axis=0)).mean()))
         print(
             f"seed {seed}: success {info['success']}, {env.episode_steps} steps, goal held {goal_steps} "
-            f"steps, {planner.search_steps} search steps, {time.process_time() - start:.1f} CPU s",
+            f"steps, {planner.search_steps} search steps, {time.process_time() - start:.1f} CPU s, "
+            f"mean |action change| {changes[-1]:.3f}",
             flush=True,
         )
     n = len(args.seeds)
-    print(f"D4RL success: {successes} of {n}, {seconds / n:.1f} CPU s per episode")
+    print(
+        f"D4RL success: {successes} of {n}, {seconds / n:.1f} CPU s per episode, mean |action change| "
+        f"{np.mean(changes):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,21 +10,24 @@ import pytest
 from borl.cli import main
 from borl.data.robomimic import read_robomimic
 from borl.envs import get_task
+from borl.envs.demos import expert_rng
 from borl.envs.pen_expert import PenPlanner, PlannerConfig
 
 TASK = get_task("pen")
 
 
-# Seed 1's target is near the pen's start; seed 6's is nearly upright and the search backs up once.
-@pytest.mark.parametrize("seed", [1, 6])
+# With the generator `borl demos` gives it, the expert succeeds on seed 1 in one pass and on seed 3 after
+# backing up once (its search takes 83 planning steps for a 63-step episode).
+@pytest.mark.parametrize("seed", [1, 3])
 def test_expert_succeeds_from_one_search(env, seed: int) -> None:
     obs = env.reset(seed)
-    expert = TASK.make_expert(env, np.random.default_rng(seed), 0.0)
+    expert = TASK.make_expert(env, expert_rng(seed), 0.0)
     done = False
     while not done:
         obs, _, terminated, truncated, info = env.step(expert.act(obs))
         done = terminated or truncated
     assert info["success"] and expert.found and expert.planned_from == 0
+    assert (expert.search_steps > env.episode_steps) == (seed == 3)  # backed up or not
 
 
 def test_expert_searches_again_when_the_state_differs(env) -> None:

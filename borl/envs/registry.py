@@ -75,7 +75,9 @@ def _robosuite_task(
 
 _TASKS: tuple[Task, ...] = (
     # D0 sizes put pi0 (as deployed with best-of-32, and the policy alone) at 30-65% success: measured
-    # over 50 evaluation episodes, seed 0 (docs/tasks.md, docs/results/d0_sizes). Lift: 3 demos 46%.
+    # over 50 evaluation episodes, seed 0 (docs/tasks.md, docs/results/d0_sizes), with 3k policy steps
+    # in the comments below. With today's 10k, as deployed: lift 62%, can 56%, square 22%, stack 48%,
+    # threading 20%. Lift: 3 demos 46% at 3k.
     _robosuite_task("lift", "Lift", "robosuite Lift: pick up the red cube", 10, 3, LiftExpert),
     # can: 5 demos 30% (alone 50%), 7: 40% (40%), 10: 74% (74%)
     _robosuite_task(

@@ -77,7 +77,7 @@ _TASKS: tuple[Task, ...] = (
     # D0 sizes put pi0 (as deployed with best-of-32, and the policy alone) at 30-65% success: measured
     # over 50 evaluation episodes, seed 0 (docs/tasks.md, docs/results/d0_sizes), with 3k policy steps
     # in the comments below. With today's 10k, as deployed: lift 62%, can 56%, square 22%, stack 48%,
-    # threading 20%. Lift: 3 demos 46% at 3k.
+    # threading 36% (15 demos). Lift: 3 demos 46% at 3k.
     _robosuite_task("lift", "Lift", "robosuite Lift: pick up the red cube", 10, 3, LiftExpert),
     # can: 5 demos 30% (alone 50%), 7: 40% (40%), 10: 74% (74%)
     _robosuite_task(
@@ -97,13 +97,13 @@ _TASKS: tuple[Task, ...] = (
     _robosuite_task(
         "stack", "Stack", "robosuite Stack (MimicGen Stack_D0): red cube on green cube", 23, 15, StackExpert
     ),
-    # threading: 10 demos 30% (alone 38%), 20: 38% (86%)
+    # threading: 10 demos 30% (alone 38%), 20: 38% (86%); at 10k policy steps 10: 20% (28%), 15: 36% (34%)
     _robosuite_task(
         "threading",
         "Threading_D0",
         "Threading (MimicGen Threading_D0): push the needle through the tripod's ring",
         28,
-        10,
+        15,
         ThreadingExpert,
     ),
     Task(

@@ -10,7 +10,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from borl.config import PRESETS, axes_name, build_config, merge, parse_assignments, validate
+from borl.config import (
+    axes_name,
+    build_config,
+    merge,
+    parse_assignments,
+    validate,
+    with_preset,
+)
 from borl.errors import BorlError
 
 console = Console()
@@ -101,9 +108,7 @@ def retrain(args: argparse.Namespace) -> int:
     source = Run.open(args.dir)
     config = source.config
     if args.algo is not None:
-        if args.algo not in PRESETS:
-            raise BorlError(f"unknown preset '{args.algo}' (known: {', '.join(PRESETS)})")
-        config = merge(config, PRESETS[args.algo])
+        config = with_preset(config, args.algo)
     config = merge(config, parse_assignments(args.set))
     config = replace(config, algo=axes_name(config))
     validate(config)

@@ -199,14 +199,19 @@ def _coerce(f: dataclasses.Field, value: Any, owner: type) -> Any:
     raise BorlError(f"config key '{f.name}' must be {hint}, got {value!r}")
 
 
+def with_preset(config: RunConfig, algo: str) -> RunConfig:
+    """`config` moved to the preset's point on the study's three axes; unknown names are an error."""
+    if algo not in PRESETS:
+        raise BorlError(f"unknown preset '{algo}' (known: {', '.join(PRESETS)})")
+    return merge(config, PRESETS[algo])
+
+
 def build_config(algo: str = "recipe", quick: bool = False, *overrides: dict[str, Any]) -> RunConfig:
     """Defaults, then the preset, then quick mode, then each overrides mapping in turn (None = unset).
 
     Overrides may move the axes off the preset; `algo` then names the point they reach.
     """
-    if algo not in PRESETS:
-        raise BorlError(f"unknown preset '{algo}' (known: {', '.join(PRESETS)})")
-    config = merge(RunConfig(), PRESETS[algo])
+    config = with_preset(RunConfig(), algo)
     if quick:
         config = merge(config, {"quick": True, **QUICK})
     for mapping in overrides:

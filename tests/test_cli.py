@@ -278,3 +278,8 @@ def test_retrain_an_iteration_on_the_same_data(tmp_path, demo_file, capsys):
     )
     assert "rollouts defines the data" in _error_line(capsys)
     assert not (tmp_path / "y").exists()
+    assert (
+        main(["retrain", str(source), "--iteration", "1", "--algo", "nope", "--out", str(tmp_path / "z")])
+        != 0
+    )
+    assert "unknown preset 'nope'" in _error_line(capsys)

@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     demos.add_argument("--out", type=Path, required=True)
     demos.add_argument("--seed", type=int, default=0)
     demos.add_argument("--noise", type=_nonnegative_float, help="expert action noise (task default if unset)")
+    demos.add_argument("--workers", type=_count(1), default=2, help="processes running the expert")
 
     run = sub.add_parser("run", help="batch online RL: D0, then iterations of collect and retrain")
     run.add_argument("task")

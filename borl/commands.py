@@ -49,7 +49,9 @@ def demos(args: argparse.Namespace) -> int:
     from borl.envs.registry import get_task
 
     task = get_task(args.task)
-    episodes, attempts = collect_demos(task, args.episodes, seed=args.seed, noise=args.noise)
+    episodes, attempts = collect_demos(
+        task, args.episodes, seed=args.seed, noise=args.noise, workers=args.workers
+    )
     write_robomimic(args.out, episodes, task.spec)
     steps = sum(len(e) for e in episodes)
     print(

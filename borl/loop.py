@@ -168,7 +168,12 @@ class Run:
         # Demonstrations get the task's own horizon: a shorter run horizon (quick mode's 80 steps) limits
         # the agent's episodes, and would cut off experts that need more steps (can, square: 90-165).
         demos, attempts = collect_demos(
-            self.task, count, seed=config.seed, noise=config.demo_noise, progress=progress
+            self.task,
+            count,
+            seed=config.seed,
+            noise=config.demo_noise,
+            progress=progress,
+            workers=config.workers,
         )
         tqdm.write(f"D0: {count} scripted demonstrations in {attempts} attempts")
         self._store_demos(demos)

@@ -107,3 +107,16 @@ def test_collect_demos_records_lineage_and_is_reproducible() -> None:
     np.testing.assert_array_equal(again[0].actions, demos[0].actions)
     with pytest.raises(BorlError, match="at least 1"):
         collect_demos(TASK, 0, seed=5, progress=False)
+
+
+def test_parallel_demos_equal_serial_demos_failed_attempts_included() -> None:
+    # At a 28-step horizon most lift attempts run out of time, so successes come out of order.
+    serial, serial_attempts = collect_demos(TASK, 2, seed=5, horizon=28, progress=False)
+    parallel, parallel_attempts = collect_demos(TASK, 2, seed=5, horizon=28, progress=False, workers=2)
+    assert parallel_attempts == serial_attempts > 2
+    for one, other in zip(serial, parallel, strict=True):
+        assert one.lineage == other.lineage
+        np.testing.assert_array_equal(one.actions, other.actions)
+        np.testing.assert_array_equal(one.states, other.states)
+    with pytest.raises(BorlError, match="workers must be at least 1"):
+        collect_demos(TASK, 1, seed=5, workers=0)

@@ -76,20 +76,20 @@ def _robosuite_task(
 _TASKS: tuple[Task, ...] = (
     # D0 sizes put pi0 (as deployed with best-of-32, and the policy alone) at 30-65% success: measured
     # over 50 evaluation episodes, seed 0 (docs/tasks.md, docs/results/d0_sizes), with 3k policy steps
-    # in the comments below. With today's 10k, as deployed: lift 62%, can 56%, square 22%, stack 48%,
-    # threading 36% (15 demos). Lift: 3 demos 46% at 3k.
+    # in the comments below. With today's 10k, as deployed: lift 62%, can 56%, square 28-36% (30 demos,
+    # seeds 0 and 1), stack 48%, threading 36% (15 demos). Lift: 3 demos 46% at 3k.
     _robosuite_task("lift", "Lift", "robosuite Lift: pick up the red cube", 10, 3, LiftExpert),
     # can: 5 demos 30% (alone 50%), 7: 40% (40%), 10: 74% (74%)
     _robosuite_task(
         "can", "PickPlaceCan", "robosuite PickPlaceCan: put the can in its bin", 14, 7, CanExpert
     ),
-    # square: 20 demos 8% (alone 26%), 40: 4% (28%): below the band either way, so the smaller D0
+    # square at 10k: 20 demos 22% (alone 34%); 30: 28%, 36% (66%, 46%; seeds 0, 1); 40: 30%, 28% (74%, 48%)
     _robosuite_task(
         "square",
         "NutAssemblySquare",
         "robosuite NutAssemblySquare: fit the square nut on its peg",
         14,
-        20,
+        30,
         SquareExpert,
     ),
     # MimicGen's Stack_D0 is robosuite's Stack unchanged: cubes anywhere in [-0.08, 0.08]^2, any yaw.

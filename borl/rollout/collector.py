@@ -10,7 +10,6 @@ whose episodes are not yet stored.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import queue
 import signal
 import traceback
@@ -29,6 +28,7 @@ from borl.envs.base import TaskEnv
 from borl.envs.registry import get_task
 from borl.errors import BorlError
 from borl.rollout.noise import OUNoise
+from borl.workers import get_while_parent_lives
 
 
 @dataclass(frozen=True)
@@ -109,22 +109,6 @@ def run_jobs(
                     start(i)
 
 
-def _get_while_parent_lives(source: mp.Queue) -> object:
-    """The next message; exits the process at once when the parent is gone (no orphaned workers).
-
-    os._exit skips flushing queued episodes into a pipe that nobody reads any more, which would
-    otherwise block the exit forever.
-    """
-    parent = mp.parent_process()
-    while True:
-        if parent is not None and not parent.is_alive():
-            os._exit(0)
-        try:
-            return source.get(timeout=1.0)
-        except queue.Empty:
-            continue
-
-
 def _worker_main(config: RunConfig, inbox: mp.Queue, jobs: mp.Queue, outbox: mp.Queue) -> None:
     """A collection process: builds its environments once, then serves one phase per inbox message.
 
@@ -135,7 +119,7 @@ def _worker_main(config: RunConfig, inbox: mp.Queue, jobs: mp.Queue, outbox: mp.
     try:
         envs = [make_env(config) for _ in range(config.envs_per_worker)]
         loaded: tuple[str, Agent] | None = None
-        while (checkpoint := _get_while_parent_lives(inbox)) is not None:
+        while (checkpoint := get_while_parent_lives(inbox)) is not None:
             if loaded is None or loaded[0] != checkpoint:
                 loaded = (checkpoint, Agent.load(Path(checkpoint), config))
             exhausted = False
@@ -144,7 +128,7 @@ def _worker_main(config: RunConfig, inbox: mp.Queue, jobs: mp.Queue, outbox: mp.
                 nonlocal exhausted
                 if exhausted:
                     return None
-                job = _get_while_parent_lives(jobs)
+                job = get_while_parent_lives(jobs)
                 exhausted = job is None
                 return job
 

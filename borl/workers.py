@@ -1,10 +1,13 @@
-"""What every borl worker process needs: a blocking read that gives up when the parent is gone."""
+"""Reading between borl's parent and worker processes: each side notices when the other is gone."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
 import queue
+from collections.abc import Sequence
+
+from borl.errors import BorlError
 
 
 def get_while_parent_lives(source: mp.Queue) -> object:
@@ -21,3 +24,14 @@ def get_while_parent_lives(source: mp.Queue) -> object:
             return source.get(timeout=1.0)
         except queue.Empty:
             continue
+
+
+def get_from_workers(source: mp.Queue, processes: Sequence[mp.Process], kind: str) -> object:
+    """The next message from `processes`; a BorlError naming the `kind` of worker if one has died."""
+    while True:
+        try:
+            return source.get(timeout=5.0)
+        except queue.Empty:
+            dead = [p for p in processes if not p.is_alive()]
+            if dead:
+                raise BorlError(f"a {kind} worker died (exit code {dead[0].exitcode})") from None

@@ -1,14 +1,19 @@
 """Collection gives the same episodes however it is spread: one process, several, or Ray actors."""
 
+import multiprocessing
+import os
+
 import numpy as np
 import pytest
 
 from borl.bench import synthetic_agent
 from borl.config import build_config
 from borl.data.episode import Lineage
+from borl.errors import BorlError
 from borl.rollout.collector import Collector, EpisodeJob, episode_seed
 from borl.rollout.noise import OUNoise
 from borl.rollout.ray_backend import RayCollector
+from borl.workers import get_from_workers
 
 EPISODES = 5
 
@@ -66,3 +71,13 @@ def test_ou_noise_is_correlated_and_seeded():
     lag1 = np.corrcoef(series[:-1, 0], series[1:, 0])[0, 1]
     assert lag1 == pytest.approx(0.85, abs=0.05)
     assert np.all(OUNoise(3, 0.0, 0.15, np.random.default_rng(1))() == 0)
+
+
+def test_a_dead_worker_is_reported_not_waited_for() -> None:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=os._exit, args=(3,))
+    process.start()
+    process.join()
+    with pytest.raises(BorlError, match="a demo worker died \\(exit code 3\\)"):
+        get_from_workers(results, [process], "demo")

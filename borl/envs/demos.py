@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
-import queue
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -16,7 +15,7 @@ from borl.data.episode import Episode, Lineage
 from borl.envs.base import TaskEnv
 from borl.envs.registry import Task, get_task
 from borl.errors import BorlError
-from borl.workers import get_while_parent_lives
+from borl.workers import get_from_workers, get_while_parent_lives
 
 
 def attempt_seed(seed: int, attempt: int) -> int:
@@ -117,13 +116,7 @@ def _parallel_attempts(
                 jobs.put(submitted)
                 submitted += 1
             while attempt not in finished:
-                try:
-                    kind, payload = results.get(timeout=5.0)
-                except queue.Empty:
-                    dead = [p for p in processes if not p.is_alive()]
-                    if dead:
-                        raise BorlError(f"a demo worker died (exit code {dead[0].exitcode})") from None
-                    continue
+                kind, payload = get_from_workers(results, processes, "demo")
                 if kind == "error":
                     raise BorlError(f"demo worker failed: {payload}")
                 finished[payload.lineage.index] = payload

@@ -10,7 +10,6 @@ whose episodes are not yet stored.
 from __future__ import annotations
 
 import multiprocessing as mp
-import queue
 import signal
 import traceback
 from collections.abc import Callable, Sequence
@@ -28,7 +27,7 @@ from borl.envs.base import TaskEnv
 from borl.envs.registry import get_task
 from borl.errors import BorlError
 from borl.rollout.noise import OUNoise
-from borl.workers import get_while_parent_lives
+from borl.workers import get_from_workers, get_while_parent_lives
 
 
 @dataclass(frozen=True)
@@ -177,13 +176,7 @@ class Collector:
             self.jobs.put(None)
         done = 0
         while done < len(self.workers):
-            try:
-                kind, payload = self.outbox.get(timeout=5.0)
-            except queue.Empty:
-                dead = [p for p, _ in self.workers if not p.is_alive()]
-                if dead:
-                    raise BorlError(f"a collection worker died (exit code {dead[0].exitcode})") from None
-                continue
+            kind, payload = get_from_workers(self.outbox, [p for p, _ in self.workers], "collection")
             if kind == "episode":
                 on_episode(decode_episode(payload))
             elif kind == "done":

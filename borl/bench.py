@@ -115,6 +115,25 @@ def _training_seconds(
     return seconds, critic_steps * critic_flops + policy_steps * policy_flops
 
 
+def _one_stream_ratio(
+    update: Callable[[dict[str, torch.Tensor]], object],
+    flops_per_step: float,
+    data: TransitionDataset,
+    batch_size: int,
+    peak_one_thread: float,
+    device: str,
+) -> float:
+    """The share of the one-thread roofline that `update` reaches alone on one thread: about the
+    most that two such streams side by side reach of the two-thread roofline (about twice the
+    one-thread one on a CPU)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    generator = torch.Generator(device=device).manual_seed(0)
+    seconds = _best_seconds(lambda: update(data.sample(batch_size, generator)), repeats=20, device=device)
+    torch.set_num_threads(previous)
+    return flops_per_step / seconds / 1e9 / peak_one_thread
+
+
 def bench_train(config: RunConfig, obs_dim: int = 19, act_dim: int = 7, threads: int = 2) -> dict:
     """Achieved GFLOP/s of the update step (policy + Q + V) as training runs it, on 100k transitions:
     critic and policy side by side on their own threads where train.py overlaps them, and one after
@@ -135,6 +154,14 @@ def bench_train(config: RunConfig, obs_dim: int = 19, act_dim: int = 7, threads:
     eager = EagerReference(config, obs_dim, act_dim, buffer, device=device)
     eager_seconds = _best_seconds(eager.update, repeats=30, device=device)
     peak = roofline(threads, device=device)
+    peak_one_thread = roofline(1, device=device)
+    rows = config.train.batch_size
+    alone = {
+        name: _one_stream_ratio(
+            learner.update, learner.update_flops_per_row() * rows, data, rows, peak_one_thread, device
+        )
+        for name, learner in (("critic", agent.critic), ("policy", agent.policy))
+    }
     achieved = flops / seconds / 1e9
     sequential = flops / sequential_seconds / 1e9
     return {
@@ -152,6 +179,9 @@ def bench_train(config: RunConfig, obs_dim: int = 19, act_dim: int = 7, threads:
         "eager_update_ms": eager_seconds * 1e3,
         "eager_ratio": per_update / eager_seconds / 1e9 / peak,
         "speedup_over_eager": eager_seconds * achieved * 1e9 / per_update,
+        "roofline_one_thread_gflops": peak_one_thread,
+        "critic_alone_ratio": alone["critic"],
+        "policy_alone_ratio": alone["policy"],
     }
 
 

@@ -21,6 +21,7 @@ def bench_json(capsys, *args: str) -> dict:
 def test_bench_train_reports_ours_and_the_eager_reference(capsys, one_thread):
     result = bench_json(capsys, "train", "--threads", "1", *TINY)
     keys = ("update_ms", "achieved_gflops", "roofline_gflops", "ratio", "sequential_ratio", "eager_ratio")
+    keys += ("roofline_one_thread_gflops", "critic_alone_ratio", "policy_alone_ratio")
     for key in keys:
         assert result[key] > 0
     assert result["overlapped"] is False  # one thread: nothing to overlap on

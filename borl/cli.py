@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     demos.add_argument("--seed", type=int, default=0)
     demos.add_argument("--noise", type=_nonnegative_float, help="expert action noise (task default if unset)")
     demos.add_argument("--workers", type=_count(1), default=2, help="processes running the expert")
+    demos.add_argument(
+        "--backend", choices=["local", "ray"], default="local", help="local processes or Ray actors"
+    )
+    demos.add_argument("--ray-address", help="Ray cluster to join (default: start a local Ray)")
 
     run = sub.add_parser("run", help="batch online RL: D0, then iterations of collect and retrain")
     run.add_argument("task")

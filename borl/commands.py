@@ -50,7 +50,13 @@ def demos(args: argparse.Namespace) -> int:
 
     task = get_task(args.task)
     episodes, attempts = collect_demos(
-        task, args.episodes, seed=args.seed, noise=args.noise, workers=args.workers
+        task,
+        args.episodes,
+        seed=args.seed,
+        noise=args.noise,
+        workers=args.workers,
+        backend=args.backend,
+        ray_address=args.ray_address,
     )
     write_robomimic(args.out, episodes, task.spec)
     steps = sum(len(e) for e in episodes)

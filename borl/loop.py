@@ -174,6 +174,8 @@ class Run:
             noise=config.demo_noise,
             progress=progress,
             workers=config.workers,
+            backend=config.backend,
+            ray_address=config.ray_address,
         )
         tqdm.write(f"D0: {count} scripted demonstrations in {attempts} attempts")
         self._store_demos(demos)

@@ -120,3 +120,16 @@ def test_parallel_demos_equal_serial_demos_failed_attempts_included() -> None:
         np.testing.assert_array_equal(one.states, other.states)
     with pytest.raises(BorlError, match="workers must be at least 1"):
         collect_demos(TASK, 1, seed=5, workers=0)
+
+
+def test_ray_demos_equal_serial_demos() -> None:
+    pytest.importorskip("ray", reason="Ray is installed by scripts/setup.sh")
+    serial, serial_attempts = collect_demos(TASK, 2, seed=5, horizon=28, progress=False)
+    on_ray, ray_attempts = collect_demos(
+        TASK, 2, seed=5, horizon=28, progress=False, workers=2, backend="ray"
+    )
+    assert ray_attempts == serial_attempts
+    for one, other in zip(serial, on_ray, strict=True):
+        assert one.lineage == other.lineage
+        np.testing.assert_array_equal(one.actions, other.actions)
+        np.testing.assert_array_equal(one.states, other.states)

@@ -59,7 +59,7 @@ def record_episode(
     )
 
 
-def _attempt(task: Task, env: TaskEnv, seed: int, attempt: int, noise: float) -> Episode:
+def make_attempt(task: Task, env: TaskEnv, seed: int, attempt: int, noise: float) -> Episode:
     """Attempt number `attempt` of a demo collection seeded with `seed` (its lineage index is the attempt)."""
     episode_seed = attempt_seed(seed, attempt)
     expert = task.make_expert(env, expert_rng(episode_seed), noise)
@@ -71,7 +71,7 @@ def _serial_attempts(task: Task, seed: int, noise: float, horizon: int | None) -
     env = task.make_env(horizon)
     try:
         for attempt in itertools.count():
-            yield _attempt(task, env, seed, attempt, noise)
+            yield make_attempt(task, env, seed, attempt, noise)
     finally:
         env.close()
 
@@ -85,7 +85,7 @@ def _attempt_worker(
         task = get_task(task_name)
         env = task.make_env(horizon)
         while (attempt := get_while_parent_lives(jobs)) is not None:
-            results.put(("episode", _attempt(task, env, seed, attempt, noise)))
+            results.put(("episode", make_attempt(task, env, seed, attempt, noise)))
     except Exception as error:  # reported to the parent, which raises it there
         results.put(("error", f"{type(error).__name__}: {error}"))
 
@@ -136,14 +136,17 @@ def collect_demos(
     progress: bool = True,
     horizon: int | None = None,
     workers: int = 1,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> tuple[list[Episode], int]:
     """Run the task's expert until it has `episodes` successful episodes; return them and the attempts.
 
     Attempt i resets with attempt_seed(seed, i) (recorded as the episode's lineage seed) and draws the
     expert's noise from expert_rng of that seed, so each demo can be regenerated from its lineage alone,
-    and `workers` processes give exactly the demos one process gives. noise and horizon default to the
-    task's. Failed attempts are discarded; if the expert fails too often (fewer than `episodes`
-    successes in max(20, 5 * episodes) attempts) a BorlError says so.
+    and `workers` processes (or Ray actors, with backend "ray") give exactly the demos one process
+    gives. noise and horizon default to the task's. Failed attempts are discarded; if the expert
+    fails too often (fewer than `episodes` successes in max(20, 5 * episodes) attempts) a BorlError
+    says so.
     """
     if episodes < 1:
         raise BorlError(f"number of demonstrations must be at least 1, got {episodes}")
@@ -153,11 +156,14 @@ def collect_demos(
     max_attempts = max(20, 5 * episodes)
     demos: list[Episode] = []
     attempts = 0
-    made = (
-        _serial_attempts(task, seed, noise, horizon)
-        if workers == 1
-        else _parallel_attempts(task, seed, noise, horizon, workers)
-    )
+    if backend == "ray":
+        from borl.rollout.ray_backend import ray_demo_attempts
+
+        made = ray_demo_attempts(task.name, seed, noise, horizon, workers, ray_address)
+    elif workers == 1:
+        made = _serial_attempts(task, seed, noise, horizon)
+    else:
+        made = _parallel_attempts(task, seed, noise, horizon, workers)
     try:
         with tqdm(total=episodes, desc=f"{task.spec.name} demos", unit="demo", disable=not progress) as bar:
             while len(demos) < episodes:

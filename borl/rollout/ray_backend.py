@@ -1,17 +1,20 @@
-"""Collection on Ray actors, on this machine or a cluster (`--ray-address`).
+"""Collection and demonstrations on Ray actors, on this machine or a cluster (`--ray-address`).
 
 The jobs, seeds and episodes are exactly those of the local backend: each actor runs the same
 lockstep `run_jobs` on its own environments. The checkpoint travels as bytes, so actors on other
 machines need no shared file system. Episodes come back a chunk (one per environment of an actor)
-at a time and are stored as each chunk returns.
+at a time and are stored as each chunk returns. Demonstration attempts run one per call on their
+own actors and come back in attempt order, as from the local processes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -52,27 +55,31 @@ class CollectionActor:
         return episodes
 
 
+def start_ray(workers: int, address: str | None) -> tuple[ModuleType, bool]:
+    """Ray, joined to `address` or started here with `workers` CPUs; and whether this call started it."""
+    try:
+        import ray
+    except ImportError:
+        raise BorlError("--backend ray needs Ray: pip install 'borl[ray]'") from None
+    if ray.is_initialized():
+        return ray, False
+    ray.init(
+        address=address,
+        num_cpus=workers if address is None else None,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
+    return ray, True
+
+
 class RayCollector:
     """The local Collector's interface, backed by `config.workers` Ray actors of one CPU each."""
 
     def __init__(self, config: RunConfig) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise BorlError("--backend ray needs Ray: pip install 'borl[ray]'") from None
-        self.ray = ray
+        self.ray, self.started_ray = start_ray(config.workers, config.ray_address)
         self.config = config
-        self.started_ray = not ray.is_initialized()
-        if self.started_ray:
-            local = config.ray_address is None
-            ray.init(
-                address=config.ray_address,
-                num_cpus=config.workers if local else None,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level="ERROR",
-            )
-        remote = ray.remote(num_cpus=1)(CollectionActor)
+        remote = self.ray.remote(num_cpus=1)(CollectionActor)
         self.actors = [remote.remote(config) for _ in range(config.workers)]
 
     def run(
@@ -117,3 +124,63 @@ class RayCollector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class DemoActor:
+    """One Ray actor making demonstration attempts of a task in its own environment."""
+
+    def __init__(self, task_name: str, horizon: int | None) -> None:
+        from borl.envs.registry import get_task
+
+        self.task = get_task(task_name)
+        self.env = self.task.make_env(horizon)
+
+    def attempt(self, seed: int, attempt: int, noise: float) -> bytes:
+        from borl.envs.demos import make_attempt
+
+        return encode_episode(make_attempt(self.task, self.env, seed, attempt, noise))
+
+
+def ray_demo_attempts(
+    task_name: str, seed: int, noise: float, horizon: int | None, workers: int, address: str | None
+) -> Iterator[Episode]:
+    """Demonstration attempts 0, 1, 2, ... in order, made by `workers` Ray actors.
+
+    As with the local processes, attempts run at most 2 * workers ahead of the one taken, and each
+    goes to an actor with fewer than two in hand (attempts vary in length, so no fixed rotation);
+    closing the iterator drops the attempts beyond the last one taken.
+    """
+    ray, started = start_ray(workers, address)
+    actors = [ray.remote(num_cpus=1)(DemoActor).remote(task_name, horizon) for _ in range(workers)]
+    in_hand = [0] * workers
+    running: dict[int, tuple[object, int]] = {}  # attempt -> (its result, its actor)
+    finished: dict[int, object] = {}
+    submitted = 0
+
+    def top_up(limit: int) -> None:
+        nonlocal submitted
+        while submitted < limit and min(in_hand) < 2:
+            actor = in_hand.index(min(in_hand))
+            running[submitted] = (actors[actor].attempt.remote(seed, submitted, noise), actor)
+            in_hand[actor] += 1
+            submitted += 1
+
+    try:
+        for attempt in itertools.count():
+            top_up(attempt + 2 * workers)
+            while attempt not in finished:
+                (ready,), _ = ray.wait([ref for ref, _ in running.values()], num_returns=1)
+                done = next(a for a, (ref, _) in running.items() if ref == ready)
+                finished[done], actor = running.pop(done)
+                in_hand[actor] -= 1
+                top_up(attempt + 2 * workers)
+            try:
+                payload = ray.get(finished.pop(attempt))
+            except ray.exceptions.RayError as error:
+                raise BorlError(f"Ray demonstrations failed: {str(error).splitlines()[0]}") from None
+            yield decode_episode(payload)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if started:
+            ray.shutdown()

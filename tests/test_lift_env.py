@@ -8,6 +8,7 @@ import pytest
 from borl.envs import get_task, list_tasks
 from borl.envs.demos import collect_demos
 from borl.errors import BorlError
+from borl.rollout.ray_backend import ray_demo_attempts
 
 TASK = get_task("lift")
 
@@ -133,3 +134,7 @@ def test_ray_demos_equal_serial_demos() -> None:
         assert one.lineage == other.lineage
         np.testing.assert_array_equal(one.actions, other.actions)
         np.testing.assert_array_equal(one.states, other.states)
+    with pytest.raises(BorlError, match="Ray demonstrations failed: .*unknown task 'nope'"):
+        next(ray_demo_attempts("nope", 5, 0.0, None, 1, None))
+    with pytest.raises(BorlError, match="unknown backend 'dask'"):
+        collect_demos(TASK, 1, seed=5, backend="dask")

@@ -152,6 +152,8 @@ def collect_demos(
         raise BorlError(f"number of demonstrations must be at least 1, got {episodes}")
     if workers < 1:
         raise BorlError(f"demo workers must be at least 1, got {workers}")
+    if backend not in ("local", "ray"):
+        raise BorlError(f"unknown backend '{backend}' (choose local or ray)")
     noise = task.spec.demo_noise if noise is None else float(noise)
     max_attempts = max(20, 5 * episodes)
     demos: list[Episode] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -53,6 +54,13 @@ class CollectionActor:
             self.config.ou_theta,
         )
         return episodes
+
+
+def _cause(error: Exception) -> str:
+    """The line of a Ray error that says what went wrong: its last, where Ray puts the actor's or
+    task's own exception (the first line only names the actor, in terminal colours)."""
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines()]
+    return next((line for line in reversed(lines) if line), type(error).__name__)
 
 
 def start_ray(workers: int, address: str | None) -> tuple[ModuleType, bool]:
@@ -107,7 +115,7 @@ class RayCollector:
             try:
                 payloads = ray.get(ready)
             except ray.exceptions.RayError as error:
-                raise BorlError(f"Ray collection failed: {str(error).splitlines()[0]}") from None
+                raise BorlError(f"Ray collection failed: {_cause(error)}") from None
             for payload in payloads:
                 on_episode(decode_episode(payload))
             submit(actor)
@@ -177,7 +185,7 @@ def ray_demo_attempts(
             try:
                 payload = ray.get(finished.pop(attempt))
             except ray.exceptions.RayError as error:
-                raise BorlError(f"Ray demonstrations failed: {str(error).splitlines()[0]}") from None
+                raise BorlError(f"Ray demonstrations failed: {_cause(error)}") from None
             yield decode_episode(payload)
     finally:
         for actor in actors:

@@ -8,6 +8,8 @@ robomimic layout; if the file does not exist, the script first makes 25 (seed 0,
 Each iteration runs 32 episodes of 100 steps with the policy's own exploration noise and updates on
 them; every 10th also runs 32 with the mean action. Writes OUT.pt (weights and observation normaliser
 at the best of those evaluations), OUT.last.pt (at the last) and OUT.log (one JSON line per iteration).
+OUT.state.pt holds the whole training state (every 10 iterations): run the same command again
+after a crash and it goes on from there, bit for bit.
 borl/envs/pen_expert.pt, pen's default expert, was trained this way (docs/tasks.md says with what).
 """
 

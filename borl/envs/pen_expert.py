@@ -2,9 +2,10 @@
 sequence kept) over short action sequences rolled out with mujoco.rollout, inside a search over whole
 episodes that backs up when the pen drops.
 
-Learning a pen expert with SAC was too slow on this machine (FACTS.md), while the simulator runs
-thousands of pen steps per second. The expert acts from privileged state (the exact simulator state),
-as the robosuite experts do.
+It succeeds often, but its demonstrations are precise open-loop manoeuvres that a policy cannot
+imitate (docs/tasks.md), so it is no longer pen's default expert: its demonstrations start the
+training of the feedback policy that is (scripts/pen_rl.py, borl/envs/pen_policy.py). It acts from
+privileged state (the exact simulator state), as the robosuite experts do.
 
 Inner step (receding horizon): sample `samples` sequences of `horizon` actions around the current
 plan (Gaussian noise at a few knots, interpolated in time, zero at the first step), roll each out from
@@ -29,11 +30,11 @@ exactly; should the environment's state differ from the predicted one, the searc
 
 Measured with the defaults (2-core machine shared with other work, the planner's process niced):
 D4RL success in 17 of 20 episodes (seeds 0-19, no noise; `python scripts/pen_planner.py $(seq 0 19)`),
-11.7 CPU s per episode on average; the three failures spent the whole budget. `borl demos pen
---episodes 25 --seed 0` took 30 attempts without noise (the task's default), its actions changing by
-0.147 per joint and step, and 34 attempts with noise 0.05 (0.159). Smoother demonstrations did not make
-them imitable: pi0 from those 25 succeeded 8% as deployed and 6% alone (50 episodes; noise 0.05: 6%,
-2%), about as before (0%, 4% from the earlier expert at noise 0.1).
+11.7 CPU s per episode on average; the three failures spent the whole budget. 25 demonstrations
+(seed 0, no noise, as scripts/pen_rl.py makes them) took 30 attempts, its actions changing by 0.147 per
+joint and step, and 34 attempts with noise 0.05 (0.159). Smoother demonstrations did not make them
+imitable: pi0 from those 25 succeeded 8% as deployed and 6% alone (50 episodes; noise 0.05: 6%, 2%),
+about as before (0%, 4% from the earlier expert at noise 0.1).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class PlannerConfig:
 
 
 class PenPlanner:
-    """The pen expert (module docstring); act() ignores the observation and reads the simulator.
+    """The planning pen expert (module docstring); act() ignores the observation and reads the simulator.
 
     noise: std of Gaussian noise added to each action it returns (for diverse demonstrations); the
     search simulates the noisy actions, so noise does not make it drop the pen.

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from borl.errors import BorlError
+
 
 class PenPolicyNet(nn.Module):
     """Normalised observation -> tanh MLP -> action mean in [-1, 1]; `log_std` is the exploration noise
@@ -49,9 +51,12 @@ class PenPolicyExpert:
 
     Unlike the planner (borl/envs/pen_expert.py) it is a smooth function of the observation that PPO
     trained under its own exploration noise, so its demonstrations can be imitated (docs/tasks.md).
+    env is unused (experts share one factory signature): the policy acts on the observation alone.
     """
 
     def __init__(self, env: object, rng: np.random.Generator, noise: float, weights: Path = WEIGHTS) -> None:
+        if not weights.is_file():
+            raise BorlError(f"pen expert weights not found at {weights} (scripts/pen_rl.py trains them)")
         self.rng = rng
         self.noise = noise
         self.net = PenPolicyNet()

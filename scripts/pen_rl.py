@@ -49,6 +49,8 @@ def planner_demos(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Value(nn.Module):
+    """The state-value network PPO's advantages use, on the policy's normalised observation."""
+
     def __init__(self, width: int = 256) -> None:
         super().__init__()
         self.net = nn.Sequential(
@@ -99,6 +101,47 @@ def advantages(values: torch.Tensor, last: torch.Tensor, rewards: torch.Tensor) 
     return adv
 
 
+def ppo_update(
+    policy: PenPolicyNet,
+    value: Value,
+    pi_opt: torch.optim.Optimizer,
+    v_opt: torch.optim.Optimizer,
+    data: dict,
+    adv: torch.Tensor,
+    values: torch.Tensor,
+    demos: tuple[torch.Tensor, torch.Tensor],
+    bc_weight: float,
+) -> None:
+    """10 epochs of 4 minibatches: PPO's clipped objective plus bc_weight x the cloning loss on a batch
+    of demonstrations, and the value regression to the GAE returns."""
+    demo_x, demo_y = demos
+    returns = (adv + values).reshape(-1)
+    flat_obs = torch.from_numpy(data["obs"]).reshape(-1, 45)
+    flat_raw = torch.from_numpy(data["raw_actions"]).reshape(-1, 24)
+    old_logp = torch.from_numpy(data["logp"]).reshape(-1)
+    flat_adv = adv.reshape(-1)
+    flat_adv = (flat_adv - flat_adv.mean()) / (flat_adv.std() + 1e-8)
+    n = len(flat_obs)
+    for _ in range(10):
+        for chunk in torch.randperm(n).split(n // 4):
+            mean = policy(flat_obs[chunk])
+            dist = torch.distributions.Normal(mean, policy.log_std.exp())
+            ratio = (dist.log_prob(flat_raw[chunk]).sum(-1) - old_logp[chunk]).exp()
+            a = flat_adv[chunk]
+            pi_loss = -torch.min(ratio * a, ratio.clamp(1 - CLIP, 1 + CLIP) * a).mean()
+            if bc_weight > 1e-3:
+                idx = torch.randint(len(demo_x), (256,))
+                pi_loss = pi_loss + bc_weight * ((policy(demo_x[idx]) - demo_y[idx]) ** 2).mean()
+            pi_opt.zero_grad()
+            pi_loss.backward()
+            nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+            pi_opt.step()
+            v_loss = ((value(policy.normalise(flat_obs[chunk])) - returns[chunk]) ** 2).mean()
+            v_opt.zero_grad()
+            v_loss.backward()
+            v_opt.step()
+
+
 def save_state(path: Path, **state) -> None:
     """Write the whole training state atomically (a crash never leaves a half-written file)."""
     tmp = path.with_suffix(".tmp")
@@ -118,6 +161,7 @@ def main() -> None:
     parser.add_argument("--init-std", type=float, default=0.5)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--reward-scale", type=float, default=0.1)
+    parser.add_argument("--bc-steps", type=int, default=3000, help="cloning steps before PPO")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -142,7 +186,7 @@ def main() -> None:
         policy.fit_normaliser(demo_obs)
         policy.log_std.data.fill_(float(np.log(args.init_std)))
         bc_opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
-        for _ in range(3000):
+        for _ in range(args.bc_steps):
             idx = torch.randint(len(demo_x), (256,))
             loss = ((policy(demo_x[idx]) - demo_y[idx]) ** 2).mean()
             bc_opt.zero_grad()
@@ -167,32 +211,8 @@ def main() -> None:
             values = value(policy.normalise(obs))
             last = value(policy.normalise(torch.from_numpy(data["last_obs"])))
         adv = advantages(values, last, torch.from_numpy(data["rewards"]) * args.reward_scale)
-        returns = (adv + values).reshape(-1)
-        flat_obs = obs.reshape(-1, 45)
-        flat_raw = torch.from_numpy(data["raw_actions"]).reshape(-1, 24)
-        old_logp = torch.from_numpy(data["logp"]).reshape(-1)
-        flat_adv = adv.reshape(-1)
-        flat_adv = (flat_adv - flat_adv.mean()) / (flat_adv.std() + 1e-8)
         bc_weight = args.bc_weight * args.bc_decay**it
-        n = len(flat_obs)
-        for _ in range(10):
-            for chunk in torch.randperm(n).split(n // 4):
-                mean = policy(flat_obs[chunk])
-                dist = torch.distributions.Normal(mean, policy.log_std.exp())
-                ratio = (dist.log_prob(flat_raw[chunk]).sum(-1) - old_logp[chunk]).exp()
-                a = flat_adv[chunk]
-                pi_loss = -torch.min(ratio * a, ratio.clamp(1 - CLIP, 1 + CLIP) * a).mean()
-                if bc_weight > 1e-3:
-                    idx = torch.randint(len(demo_x), (256,))
-                    pi_loss = pi_loss + bc_weight * ((policy(demo_x[idx]) - demo_y[idx]) ** 2).mean()
-                pi_opt.zero_grad()
-                pi_loss.backward()
-                nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
-                pi_opt.step()
-                v_loss = ((value(policy.normalise(flat_obs[chunk])) - returns[chunk]) ** 2).mean()
-                v_opt.zero_grad()
-                v_loss.backward()
-                v_opt.step()
+        ppo_update(policy, value, pi_opt, v_opt, data, adv, values, (demo_x, demo_y), bc_weight)
         record = {
             "iteration": it,
             "seconds": round(time.time() - start, 1),

@@ -1,6 +1,9 @@
 """Measure the planning pen expert (borl/envs/pen_expert.py): D4RL success, search steps, CPU time and
 the mean absolute change of its actions from one step to the next (how jagged they are) per episode.
-Its random generator is the one `borl demos` would give an expert for that reset seed."""
+Its random generator is the one `borl demos` would give an expert for that reset seed.
+
+Usage: python scripts/pen_planner.py [--noise X] SEED [SEED ...]
+"""
 
 import argparse
 import time

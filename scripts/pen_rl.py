@@ -28,7 +28,7 @@ from torch import nn
 from borl.data.robomimic import read_robomimic, write_robomimic
 from borl.envs import get_task
 from borl.envs.demos import collect_demos
-from borl.envs.pen import SUCCESS_STEPS, gymnasium_env
+from borl.envs.pen import gymnasium_env, success_step
 from borl.envs.pen_expert import PenPlanner
 from borl.envs.pen_policy import PenPolicyNet
 
@@ -65,7 +65,7 @@ def rollout(envs, policy: PenPolicyNet, rng: np.random.Generator, noise: bool) -
     """One 100-step episode in each env; returns arrays (T, E, ...) and each episode's D4RL verdict."""
     obs = np.stack([env.reset(seed=int(rng.integers(2**31)))[0] for env in envs]).astype(np.float32)
     buf = {k: [] for k in ("obs", "raw_actions", "logp", "rewards")}
-    goals = np.zeros(len(envs), dtype=int)
+    goals = []
     for _ in range(HORIZON):
         with torch.no_grad():
             mean = policy(torch.from_numpy(obs))
@@ -73,12 +73,13 @@ def rollout(envs, policy: PenPolicyNet, rng: np.random.Generator, noise: bool) -
             raw = mean + std * torch.randn_like(mean) if noise else mean
             logp = torch.distributions.Normal(mean, std).log_prob(raw).sum(-1)
         actions = raw.clamp(-1, 1).numpy()
-        next_obs, rewards = [], []
+        next_obs, rewards, flags = [], [], []
         for i, env in enumerate(envs):
             o, r, _, _, info = env.step(actions[i])
             next_obs.append(o)
             rewards.append(r)
-            goals[i] += bool(info["success"])
+            flags.append(bool(info["success"]))
+        goals.append(flags)
         buf["obs"].append(obs)
         buf["raw_actions"].append(raw.numpy())
         buf["logp"].append(logp.numpy())
@@ -86,7 +87,7 @@ def rollout(envs, policy: PenPolicyNet, rng: np.random.Generator, noise: bool) -
         obs = np.stack(next_obs).astype(np.float32)
     out = {k: np.stack(v) for k, v in buf.items()}
     out["last_obs"] = obs
-    out["success"] = goals > SUCCESS_STEPS
+    out["success"] = np.array([success_step(column) is not None for column in np.transpose(goals)])
     return out
 
 
@@ -142,10 +143,10 @@ def ppo_update(
             v_opt.step()
 
 
-def save_state(path: Path, **state) -> None:
-    """Write the whole training state atomically (a crash never leaves a half-written file)."""
+def save(obj: object, path: Path) -> None:
+    """torch.save, atomically (a crash never leaves a half-written file)."""
     tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
+    torch.save(obj, tmp)
     tmp.replace(path)
 
 
@@ -225,26 +226,26 @@ def main() -> None:
             evaluation = rollout(envs, policy, rng, noise=False)
             record["success_mean_action"] = float(evaluation["success"].mean())
             score = record["success_mean_action"] + record["success_noisy"]
-            torch.save(policy.state_dict(), args.out.with_suffix(".last.pt"))
+            save(policy.state_dict(), args.out.with_suffix(".last.pt"))
             if score >= best:
                 best = score
-                torch.save(policy.state_dict(), args.out)
+                save(policy.state_dict(), args.out)
                 record["saved"] = True
         log.write(json.dumps(record) + "\n")
         log.flush()
         print(record, flush=True)
         if it % 10 == 9:
-            save_state(
-                state_path,
-                policy=policy.state_dict(),
-                value=value.state_dict(),
-                pi_opt=pi_opt.state_dict(),
-                v_opt=v_opt.state_dict(),
-                rng=rng.bit_generator.state,
-                torch_rng=torch.get_rng_state(),
-                iteration=it,
-                best=best,
-            )
+            state = {
+                "policy": policy.state_dict(),
+                "value": value.state_dict(),
+                "pi_opt": pi_opt.state_dict(),
+                "v_opt": v_opt.state_dict(),
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "iteration": it,
+                "best": best,
+            }
+            save(state, state_path)
 
 
 if __name__ == "__main__":

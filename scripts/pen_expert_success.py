@@ -1,7 +1,8 @@
-"""Measure pen's feedback expert: D4RL success on new targets (reset seeds 1000, 1001, ...), at each
-given noise level, the expert's generator seeded with the reset seed.
+"""Measure pen's expert: D4RL success on new targets (reset seeds 1000, 1001, ...), at each given noise
+level, the expert's generator seeded with the reset seed. `--attempts` is the number of noise draws the
+search may simulate per episode (8, the default expert's); with 1 the expert is the policy alone.
 
-Usage: python scripts/pen_expert_success.py [--weights PATH] [--episodes 200] NOISE [NOISE ...]
+Usage: python scripts/pen_expert_success.py [--weights PATH] [--attempts 8] [--episodes 200] NOISE [NOISE ...]
 """
 
 import argparse
@@ -11,12 +12,13 @@ import numpy as np
 import torch
 
 from borl.envs import get_task
-from borl.envs.pen_policy import WEIGHTS, PenPolicyExpert
+from borl.envs.pen_policy import WEIGHTS, PenSearchExpert
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=WEIGHTS)
+    parser.add_argument("--attempts", type=int, default=8)
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("noise", type=float, nargs="+")
     args = parser.parse_args()
@@ -26,13 +28,14 @@ def main() -> None:
         successes = 0
         for seed in range(1000, 1000 + args.episodes):
             obs = env.reset(seed)
-            expert = PenPolicyExpert(env, np.random.default_rng(seed), noise, args.weights)
+            expert = PenSearchExpert(env, np.random.default_rng(seed), noise, args.attempts, args.weights)
             while True:
                 obs, _, terminated, truncated, info = env.step(expert.act(obs))
                 if terminated or truncated:
                     break
             successes += info["success"]
-        print(f"noise {noise}: D4RL success {successes} of {args.episodes}", flush=True)
+        found = f"D4RL success {successes} of {args.episodes}"
+        print(f"noise {noise}, {args.attempts} attempts: {found}", flush=True)
 
 
 if __name__ == "__main__":

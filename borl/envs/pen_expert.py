@@ -4,8 +4,9 @@ episodes that backs up when the pen drops.
 
 It succeeds often, but its demonstrations are precise open-loop manoeuvres that a policy cannot
 imitate (docs/tasks.md), so it is no longer pen's default expert: its demonstrations start the
-training of the feedback policy that is (scripts/pen_rl.py, borl/envs/pen_policy.py). It acts from
-privileged state (the exact simulator state), as the robosuite experts do.
+training of the feedback policy that the default expert searches with (scripts/pen_rl.py,
+borl/envs/pen_policy.py). It acts from privileged state (the exact simulator state), as the robosuite
+experts do.
 
 Inner step (receding horizon): sample `samples` sequences of `horizon` actions around the current
 plan (Gaussian noise at a few knots, interpolated in time, zero at the first step), roll each out from

@@ -4,10 +4,12 @@ import json
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from borl.bench import synthetic_buffer
+from borl.bench import synthetic_agent, synthetic_buffer, synthetic_episodes
 from borl.cli import main
 from borl.config import build_config
+from borl.data.replay import TransitionDataset
 from borl.eager_reference import EagerReference
 
 TINY = ["--set", "policy.width=32", "--set", "critic.hidden=32", "--set", "train.batch_size=32"]
@@ -16,6 +18,19 @@ TINY = ["--set", "policy.width=32", "--set", "critic.hidden=32", "--set", "train
 def bench_json(capsys, *args: str) -> dict:
     assert main(["bench", *args, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("algo", ["recipe", "gaussian-implicit"])
+def test_flop_counts_match_torchs_count_of_an_update(algo: str) -> None:
+    """The FLOPs the benchmarks divide by are those the update runs (torch counts every matmul,
+    forward and backward); the diffusion policy's Fourier features (128 FLOPs a row) are left out."""
+    agent = synthetic_agent(build_config(algo), 19, 7)
+    data = TransitionDataset(list(synthetic_episodes(800, 19, 7)), agent.normalizer)
+    batch = data.sample(64, torch.Generator().manual_seed(0))
+    for learner in (agent.critic, agent.policy):
+        with FlopCounterMode(display=False) as counter:
+            learner.update(batch)
+        assert learner.update_flops_per_row() == pytest.approx(counter.get_total_flops() / 64, rel=1e-4)
 
 
 def test_bench_train_reports_ours_and_the_eager_reference(capsys, one_thread):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from borl.policies.networks import MLP, EnsembleMLP, matmul_flops_per_row
+from borl.policies.networks import MLP, EnsembleMLP, matmul_flops_per_row, training_flops_per_row
 
 
 @dataclass
@@ -105,9 +105,10 @@ class IQLCritic:
 
     def update_flops_per_row(self) -> int:
         """FLOPs of one update per batch row: target Q and V(s') forward, V(s) and the Q ensemble
-        forward and backward (a backward costs about 2 forwards)."""
-        q, v = self.q_flops_per_row(), matmul_flops_per_row(self.v_net)
-        return q + v + 3 * v + 3 * q
+        forward and backward (their inputs are data)."""
+        forward = self.q_flops_per_row() + matmul_flops_per_row(self.v_net)
+        trained = sum(training_flops_per_row(net, input_is_data=True) for net in (self.q_net, self.v_net))
+        return forward + trained
 
     def state_dict(self) -> dict:
         return {

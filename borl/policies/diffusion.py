@@ -79,6 +79,9 @@ class NoiseNet(nn.Module):
 class DiffusionPolicy(EMALearner):
     """A DDPM policy learner: noise network, its Adam optimizer and an EMA copy used for sampling."""
 
+    # The first layer (the time MLP's) reads learned Fourier features, which need its input gradient.
+    input_is_data = False
+
     def __init__(self, obs_dim: int, act_dim: int, config: DiffusionConfig, device: str = "cpu") -> None:
         super().__init__(NoiseNet(obs_dim, act_dim, config).to(device), config.lr, config.ema_decay)
         self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config

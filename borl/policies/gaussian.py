@@ -41,6 +41,8 @@ class GaussianConfig:
 class GaussianPolicy(EMALearner):
     """A diagonal-Gaussian policy learner: network, its Adam optimizer and an EMA copy for sampling."""
 
+    input_is_data = True  # the network reads the observation alone
+
     def __init__(self, obs_dim: int, act_dim: int, config: GaussianConfig, device: str = "cpu") -> None:
         model = LNResNet(
             obs_dim,

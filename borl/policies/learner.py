@@ -8,13 +8,15 @@ import copy
 import torch
 from torch import nn
 
-from borl.policies.networks import matmul_flops_per_row
+from borl.policies.networks import matmul_flops_per_row, training_flops_per_row
 
 
 class EMALearner:
     """A network, its Adam and its EMA copy; subclasses define `loss` (and how to sample)."""
 
     obs_dim: int
+    # Whether the network's first layer reads data only (then autograd computes no input gradient).
+    input_is_data: bool
 
     def __init__(self, model: nn.Module, lr: float, ema_decay: float) -> None:
         self.model = model
@@ -62,8 +64,8 @@ class EMALearner:
         return matmul_flops_per_row(self.model)
 
     def update_flops_per_row(self) -> int:
-        """FLOPs of one training step per batch row: forward and backward, about 3 forwards."""
-        return 3 * self.network_flops_per_row()
+        """FLOPs of one training step per batch row: the network's forward and backward."""
+        return training_flops_per_row(self.model, self.input_is_data)
 
     def state_dict(self) -> dict:
         return {

@@ -191,15 +191,31 @@ class EnsembleMLP(nn.Module):
         return self.layers(x)
 
 
+def _layer_flops_per_row(module: nn.Module) -> int:
+    """2 x the multiply-adds of one (ensemble) Linear layer for one row; 0 for any other module."""
+    if isinstance(module, nn.Linear):
+        return 2 * module.in_features * module.out_features
+    if isinstance(module, EnsembleLinear):
+        return 2 * module.weight.numel()
+    return 0
+
+
 def matmul_flops_per_row(module: nn.Module) -> int:
     """2 x the multiply-adds of all (ensemble) Linear layers in `module` for one input row.
 
     This is the forward cost that dominates these networks; a training step costs about 3x it.
     """
-    flops = 0
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            flops += 2 * m.in_features * m.out_features
-        elif isinstance(m, EnsembleLinear):
-            flops += 2 * m.weight.numel()
+    return sum(_layer_flops_per_row(m) for m in module.modules())
+
+
+def training_flops_per_row(module: nn.Module, input_is_data: bool) -> int:
+    """Matmul FLOPs of one forward and backward of `module` for one row, as autograd runs them.
+
+    A layer's backward costs two forwards (the gradients of its weight and of its input), except
+    that autograd computes no input gradient for the first layer when its input is data, not the
+    output of something trained.
+    """
+    flops = 3 * matmul_flops_per_row(module)
+    if input_is_data:
+        flops -= next((f for m in module.modules() if (f := _layer_flops_per_row(m))), 0)
     return flops

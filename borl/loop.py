@@ -32,6 +32,7 @@ from borl.eval.plots import plot_success
 from borl.eval.stats import success_rate
 from borl.rollout.backends import AnyCollector, open_collector
 from borl.rollout.collector import EpisodeJob, episode_seed
+from borl.rollout.ray_backend import ray_session
 from borl.train import train_agent
 
 METRIC_COLUMNS = [
@@ -187,13 +188,14 @@ class Run:
         """Run (or finish) every iteration; returns the metrics rows."""
         for store in (self.data, self.evals):
             store.remove_temporary()
-        self._ensure_demos(progress)
         done = set(self.completed_iterations())
         todo = [i for i in range(self.config.iterations + 1) if i not in done]
         if todo:
-            with open_collector(self.config) as collector:
-                for iteration in todo:
-                    self._iteration(iteration, collector, progress)
+            with ray_session(self.config):
+                self._ensure_demos(progress)
+                with open_collector(self.config) as collector:
+                    for iteration in todo:
+                        self._iteration(iteration, collector, progress)
         else:
             # A kill between an iteration's metrics file and the csv leaves the csv behind: redo it.
             self._write_summaries()

@@ -81,3 +81,20 @@ def test_a_dead_worker_is_reported_not_waited_for() -> None:
     process.join()
     with pytest.raises(BorlError, match="a demo worker died \\(exit code 3\\)"):
         get_from_workers(results, [process], "demo")
+
+
+def test_a_ray_run_starts_ray_once_for_demos_and_collection(tmp_path, monkeypatch):
+    import ray
+
+    from borl.cli import main
+    from borl.data.store import EpisodeStore
+
+    starts = []
+    real_init = ray.init
+    monkeypatch.setattr(ray, "init", lambda *args, **kwargs: starts.append(1) or real_init(*args, **kwargs))
+    out = tmp_path / "run"
+    args = ["run", "lift", "--quick", "--quiet", "--demos", "2", "--backend", "ray", "--workers", "2"]
+    assert main([*args, "--out", str(out)]) == 0
+    store = EpisodeStore(out / "data")
+    assert store.indices(0, "demo") == {0, 1} and len(store.load(1, "rollout")) == 4
+    assert len(starts) == 1 and not ray.is_initialized()

@@ -103,7 +103,6 @@ class PenSearchExpert:
         self.policy = PenPolicyExpert(env, rng, noise, weights)
         self.attempts = attempts
         self.copy = gymnasium_env(env.spec.env_name, env.spec.horizon).unwrapped
-        self.copy.reset(seed=0)
         self.actions: list[np.ndarray] = []
         self.predicted: list[np.ndarray] = []
         self.planned_from = -1

@@ -14,6 +14,7 @@ import itertools
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -79,6 +80,24 @@ def start_ray(workers: int, address: str | None) -> tuple[ModuleType, bool]:
         logging_level="ERROR",
     )
     return ray, True
+
+
+@contextmanager
+def ray_session(config: RunConfig) -> Iterator[None]:
+    """Ray started (or joined) once for a whole run, its demonstrations and its collection, when the
+    run's backend is Ray; shut down at the end if started here. Nothing happens for the local backend.
+
+    Inside, start_ray finds Ray running and leaves it running, so each phase's actors share it.
+    """
+    if config.backend != "ray":
+        yield
+        return
+    ray, started = start_ray(config.workers, config.ray_address)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 class RayCollector:

@@ -11,7 +11,7 @@ from borl.config import build_config, save_config
 from borl.data.episode import Episode, Lineage
 from borl.data.store import EpisodeStore
 from borl.envs.registry import get_task
-from borl.eval.figures import draw_study_figures, eef_slice
+from borl.eval.figures import draw_study_figures, eef_slice, title_figure
 from borl.loop import METRIC_COLUMNS
 
 ALL_FIGURES = {
@@ -167,3 +167,13 @@ def test_plot_of_a_missing_directory_is_one_line(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "not a run directory" in err
+
+
+def test_a_long_title_stays_inside_a_one_panel_figure():
+    import matplotlib.pyplot as plt
+
+    fig, _ = plt.subplots(figsize=(5.0, 4.2))
+    title_figure(fig, "pen: success vs iteration (mean ± s.e. over up to 1 seeds; over episodes where one)")
+    box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
+    plt.close(fig)
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height

@@ -8,6 +8,7 @@ Error bars are the standard error over seeds; with a single seed, over that seed
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -30,6 +31,8 @@ _EMPTY_AS_LOWEST = matplotlib.colormaps["viridis"].with_extremes(
 Row = dict[str, Any]
 
 EEF_KEY = "robot0_eef_pos"
+# Characters of a 10-point title per inch of figure: where _save wraps titles.
+_TITLE_CHARS_PER_INCH = 13
 
 # Figure 6: the same diffusion policy, the critic used at rollout (implicit) or in training (explicit).
 EXTRACTION_PRESETS = {"recipe": "implicit\n(recipe)", "awr": "explicit\n(awr)"}
@@ -99,9 +102,15 @@ def _panels(count: int, width: float = 4.4, **subplot_kw: Any) -> tuple[plt.Figu
     return fig, list(axes[0])
 
 
-def _save(fig: plt.Figure, path: Path, title: str) -> Path:
-    fig.suptitle(title, fontsize=10)
+def title_figure(fig: plt.Figure, title: str) -> None:
+    """Give fig its title, wrapped to the figure's width (a one-panel figure is narrower than most
+    titles), and lay the figure out around it."""
+    fig.suptitle(textwrap.fill(title, width=int(fig.get_figwidth() * _TITLE_CHARS_PER_INCH)), fontsize=10)
     fig.tight_layout()
+
+
+def _save(fig: plt.Figure, path: Path, title: str) -> Path:
+    title_figure(fig, title)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

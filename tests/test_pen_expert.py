@@ -118,6 +118,11 @@ def test_feedback_expert_acts_in_range_and_reproducibly(env) -> None:
     assert not np.array_equal(first[: len(clean)], clean[: len(first)])
 
 
+def test_search_without_attempts_is_a_clear_error(env) -> None:
+    with pytest.raises(BorlError, match="at least 1 attempt"):
+        PenSearchExpert(env, np.random.default_rng(0), 0.1, attempts=0)
+
+
 def test_feedback_expert_without_weights_is_a_clear_error(env, tmp_path: Path) -> None:
     with pytest.raises(BorlError, match="pen expert weights not found"):
         PenPolicyExpert(env, np.random.default_rng(0), 0.1, tmp_path / "missing.pt")

@@ -83,12 +83,13 @@ class PenSearchExpert:
 
     The first act() of an episode simulates, on a private copy of the environment set to its exact
     state, up to `attempts` episodes of the policy (mean action plus noise of std `noise`, as
-    PenPolicyExpert acts) and keeps the first that meets D4RL's rule, or else the one whose pen was at
-    the goal longest; act() then replays its actions. The simulator is deterministic, so the replay
-    reproduces the simulated episode exactly; should the environment's state ever differ from the
-    predicted one, the search runs again from it. Every action is one the policy itself could have
-    taken with its noise, so demonstrations stay as imitable as the plain policy's: the search only
-    picks which noise draw to keep, per target (docs/tasks.md).
+    PenPolicyExpert acts; one episode without noise, where every draw is the same) and keeps the
+    first that meets D4RL's rule, or else the one whose pen was at the goal longest; act() then
+    replays its actions. The simulator is deterministic, so the replay reproduces the simulated
+    episode exactly; should the environment's state ever differ from the predicted one, the search
+    runs again from it. Every action is one the policy itself could have taken with its noise, so
+    demonstrations stay as imitable as the plain policy's: the search only picks which noise draw to
+    keep, per target (docs/tasks.md).
     """
 
     def __init__(
@@ -99,9 +100,11 @@ class PenSearchExpert:
         attempts: int = 8,
         weights: Path = WEIGHTS,
     ) -> None:
+        if attempts < 1:
+            raise BorlError(f"the pen search needs at least 1 attempt, got {attempts}")
         self.env = env
         self.policy = PenPolicyExpert(env, rng, noise, weights)
-        self.attempts = attempts
+        self.attempts = attempts if noise > 0 else 1
         self.copy = gymnasium_env(env.spec.env_name, env.spec.horizon).unwrapped
         self.actions: list[np.ndarray] = []
         self.predicted: list[np.ndarray] = []

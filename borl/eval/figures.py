@@ -31,7 +31,7 @@ _EMPTY_AS_LOWEST = matplotlib.colormaps["viridis"].with_extremes(
 Row = dict[str, Any]
 
 EEF_KEY = "robot0_eef_pos"
-# Characters of a 10-point title per inch of figure: where _save wraps titles.
+# Characters of a 10-point title per inch of figure: where title_figure wraps titles.
 _TITLE_CHARS_PER_INCH = 13
 
 # Figure 6: the same diffusion policy, the critic used at rollout (implicit) or in training (explicit).

@@ -121,7 +121,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("dir", type=Path)
     evaluate.add_argument("--iteration", type=_count(0), help="default: the latest")
     evaluate.add_argument("--episodes", type=_count(1), default=50)
-    evaluate.add_argument("--seed", type=int, default=12345)
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        default=12345,
+        help="draws the start states: the default gives new ones; the run's own seed (with as many "
+        "episodes) gives the starts of its evaluation",
+    )
     evaluate.add_argument(
         "--no-extraction", action="store_true", help="act with one policy sample, without the critic"
     )

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from borl.bench import synthetic_agent
+from borl.cli import main
 from borl.config import build_config
 from borl.data.episode import Lineage
+from borl.data.store import EpisodeStore
 from borl.errors import BorlError
 from borl.rollout.collector import Collector, EpisodeJob, episode_seed
 from borl.rollout.noise import OUNoise
@@ -85,9 +87,6 @@ def test_a_dead_worker_is_reported_not_waited_for() -> None:
 
 def test_a_ray_run_starts_ray_once_for_demos_and_collection(tmp_path, monkeypatch):
     import ray
-
-    from borl.cli import main
-    from borl.data.store import EpisodeStore
 
     starts = []
     real_init = ray.init

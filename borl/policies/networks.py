@@ -203,7 +203,7 @@ def _layer_flops_per_row(module: nn.Module) -> int:
 def matmul_flops_per_row(module: nn.Module) -> int:
     """2 x the multiply-adds of all (ensemble) Linear layers in `module` for one input row.
 
-    This is the forward cost that dominates these networks; a training step costs about 3x it.
+    This is the forward cost that dominates these networks (training_flops_per_row: a training step's).
     """
     return sum(_layer_flops_per_row(m) for m in module.modules())
 

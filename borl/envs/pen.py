@@ -21,6 +21,7 @@ import contextlib
 import io
 from typing import Any
 
+import mujoco
 import numpy as np
 
 from borl.envs.base import TaskSpec, checked_action
@@ -32,6 +33,18 @@ SUCCESS_STEPS = 20
 # The per-step goal test of AdroitHandPen-v1 (gymnasium-robotics adroit_pen.py).
 GOAL_DISTANCE = 0.075
 GOAL_ORIENTATION = 0.95
+
+
+# MuJoCo's whole integration state (solver warm start and controls included): set back into an MjData,
+# it makes the next step bitwise the one the environment would take. pen's experts simulate from it.
+INTEGRATION_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+
+
+def integration_state(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+    """The integration state of `data` (see INTEGRATION_STATE), as a flat array."""
+    state = np.empty(mujoco.mj_stateSize(model, INTEGRATION_STATE))
+    mujoco.mj_getState(model, data, state, INTEGRATION_STATE)
+    return state
 
 
 def gymnasium_env(env_name: str, horizon: int) -> Any:

@@ -46,11 +46,16 @@ import mujoco
 import numpy as np
 from mujoco import rollout
 
-from borl.envs.pen import GOAL_DISTANCE, GOAL_ORIENTATION, SUCCESS_STEPS, PenEnv
+from borl.envs.pen import (
+    GOAL_DISTANCE,
+    GOAL_ORIENTATION,
+    INTEGRATION_STATE,
+    SUCCESS_STEPS,
+    PenEnv,
+    integration_state,
+)
 
-# The search keeps whole integration states (solver warm start and controls included), so that stepping one
-# again is bitwise what the environment does; rollout takes the physical part.
-_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+# The search keeps whole integration states (INTEGRATION_STATE); mujoco.rollout takes the physical part.
 _PHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
 # The pen body's joints: three slides, then three hinges about the body's x, y, z axes (adroit_pen.xml).
 _PEN_SLIDES, _PEN_HINGES = slice(24, 27), slice(27, 30)
@@ -98,7 +103,6 @@ class PenPlanner:
         body = raw.obj_body_id
         self.pen_origin = self.model.body_pos[body].copy()
         self.pen_frame = _quat_to_mat(self.model.body_quat[body])
-        self.state_size = mujoco.mj_stateSize(self.model, _STATE)
         self.physics = np.empty(mujoco.mj_stateSize(self.model, _PHYSICS))
         self.actions: list[np.ndarray] = []
         self.predicted: list[np.ndarray] = []
@@ -111,7 +115,7 @@ class PenPlanner:
         step = self.env.episode_steps
         offset = step - self.planned_from
         if not (0 <= offset < len(self.actions)) or not np.array_equal(
-            self._state(self.env.raw.data), self.predicted[offset]
+            integration_state(self.model, self.env.raw.data), self.predicted[offset]
         ):
             self._search(step)
             offset = 0
@@ -127,7 +131,7 @@ class PenPlanner:
         self.target = target / np.linalg.norm(target)
         self.rest_height = self.pen_origin[2]
         steps_left = self.env.spec.horizon - step
-        start = self._state(raw.data)
+        start = integration_state(self.model, raw.data)
         # Per simulated step: the state before it, the plan, and the goal steps so far.
         states, plans, goals = [start], [np.zeros((c.horizon, self.model.nu))], [self.env.goal_steps]
         actions: list[np.ndarray] = []
@@ -162,7 +166,7 @@ class PenPlanner:
         candidates = np.clip(plan + self._smooth_noise(), -1.0, 1.0)
         candidates[0] = plan
         controls = np.repeat(self.act_mean + candidates * self.act_rng, self.substeps, axis=1)
-        mujoco.mj_setState(self.model, self.sim, state, _STATE)
+        mujoco.mj_setState(self.model, self.sim, state, INTEGRATION_STATE)
         mujoco.mj_getState(self.model, self.sim, self.physics, _PHYSICS)
         states, _ = rollout.rollout(self.model, self.scratch, self.physics, controls)
         ends = states[:, self.substeps - 1 :: self.substeps]  # the state after each env step
@@ -178,7 +182,7 @@ class PenPlanner:
     def _simulate(self, state: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, bool, float]:
         """One environment step from state exactly as gymnasium-robotics takes it: the next state, the
         per-step goal flag and the pen's distance from the goal (both read as the environment reads them)."""
-        mujoco.mj_setState(self.model, self.sim, state, _STATE)
+        mujoco.mj_setState(self.model, self.sim, state, INTEGRATION_STATE)
         self.sim.ctrl[:] = self.act_mean + np.clip(action, -1.0, 1.0) * self.act_rng
         mujoco.mj_step(self.model, self.sim, nstep=self.substeps)
         raw, data = self.env.raw, self.sim
@@ -186,12 +190,7 @@ class PenPlanner:
         pen = (data.site_xpos[raw.obj_t_site_id] - data.site_xpos[raw.obj_b_site_id]) / self.pen_length
         target = (data.site_xpos[raw.tar_t_site_id] - data.site_xpos[raw.tar_b_site_id]) / self.target_length
         goal = distance < GOAL_DISTANCE and float(pen @ target) > GOAL_ORIENTATION
-        return self._state(data), goal, distance
-
-    def _state(self, data: mujoco.MjData) -> np.ndarray:
-        state = np.empty(self.state_size)
-        mujoco.mj_getState(self.model, data, state, _STATE)
-        return state
+        return integration_state(self.model, data), goal, distance
 
     def _smooth_noise(self) -> np.ndarray:
         """(samples, horizon, nu) Gaussian noise drawn at `knots` times and linearly interpolated, zero

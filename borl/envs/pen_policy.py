@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from borl.envs.pen import SUCCESS_STEPS, PenEnv, gymnasium_env
+from borl.envs.pen import INTEGRATION_STATE, SUCCESS_STEPS, PenEnv, gymnasium_env, integration_state
 from borl.errors import BorlError
 
 
@@ -73,11 +73,6 @@ class PenPolicyExpert:
         return np.clip(noisy, -1.0, 1.0).astype(np.float32)
 
 
-# The simulator state the search copies: MuJoCo's whole integration state (solver warm start and controls
-# included), so a simulated step is bitwise the environment's.
-_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
-
-
 class PenSearchExpert:
     """pen's default expert: the feedback policy with a search over its own noise on the simulator.
 
@@ -115,7 +110,7 @@ class PenSearchExpert:
         """The next action of the kept episode; searches first when the episode (or the state) is new."""
         offset = self.env.episode_steps - self.planned_from
         if not (0 <= offset < len(self.actions)) or not np.array_equal(
-            _state(self.env.raw), self.predicted[offset]
+            integration_state(self.env.raw.model, self.env.raw.data), self.predicted[offset]
         ):
             self._search(obs)
             offset = 0
@@ -140,11 +135,11 @@ class PenSearchExpert:
         raw, copy = self.env.raw, self.copy
         copy.model.body_quat[copy.target_obj_body_id] = raw.model.body_quat[raw.target_obj_body_id]
         copy.pen_length, copy.tar_length = raw.pen_length, raw.tar_length
-        mujoco.mj_setState(copy.model, copy.data, _state(raw), _STATE)
+        mujoco.mj_setState(copy.model, copy.data, integration_state(raw.model, raw.data), INTEGRATION_STATE)
         goals = self.env.goal_steps
         actions, states = [], []
         for _ in range(self.env.spec.horizon - self.env.episode_steps):
-            states.append(_state(copy))
+            states.append(integration_state(copy.model, copy.data))
             actions.append(self.policy.act(obs))
             raw_obs, _, _, _, info = copy.step(actions[-1])
             obs = raw_obs.astype(np.float32)
@@ -152,10 +147,3 @@ class PenSearchExpert:
             if goals > SUCCESS_STEPS:
                 break
         return goals, actions, states
-
-
-def _state(raw: object) -> np.ndarray:
-    """The integration state of a gymnasium-robotics environment's MjData."""
-    state = np.empty(mujoco.mj_stateSize(raw.model, _STATE))
-    mujoco.mj_getState(raw.model, raw.data, state, _STATE)
-    return state

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 
 from borl.envs import get_task
-from borl.envs.pen_policy import WEIGHTS, PenSearchExpert
+from borl.envs.pen_policy import SEARCH_ATTEMPTS, WEIGHTS, PenSearchExpert
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=WEIGHTS)
-    parser.add_argument("--attempts", type=int, default=8)
+    parser.add_argument("--attempts", type=int, default=SEARCH_ATTEMPTS)
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("noise", type=float, nargs="+")
     args = parser.parse_args()

@@ -73,6 +73,10 @@ class PenPolicyExpert:
         return np.clip(noisy, -1.0, 1.0).astype(np.float32)
 
 
+# Noise draws the default expert may simulate per episode: 183/200 successes at noise 0.1 (4: 167, 16: 187).
+SEARCH_ATTEMPTS = 8
+
+
 class PenSearchExpert:
     """pen's default expert: the feedback policy with a search over its own noise on the simulator.
 
@@ -92,7 +96,7 @@ class PenSearchExpert:
         env: PenEnv,
         rng: np.random.Generator,
         noise: float,
-        attempts: int = 8,
+        attempts: int = SEARCH_ATTEMPTS,
         weights: Path = WEIGHTS,
     ) -> None:
         if attempts < 1:
@@ -118,9 +122,13 @@ class PenSearchExpert:
 
     def _search(self, obs: np.ndarray) -> None:
         """Simulate up to `attempts` episodes from the environment's state and keep the best."""
+        raw, copy = self.env.raw, self.copy
+        copy.model.body_quat[copy.target_obj_body_id] = raw.model.body_quat[raw.target_obj_body_id]
+        copy.pen_length, copy.tar_length = raw.pen_length, raw.tar_length
+        start = integration_state(raw.model, raw.data)
         best: tuple[int, list[np.ndarray], list[np.ndarray]] | None = None
         for _ in range(self.attempts):
-            attempt = self._simulate(obs)
+            attempt = self._simulate(start, obs)
             if best is None or attempt[0] > best[0]:
                 best = attempt
             if best[0] > SUCCESS_STEPS:
@@ -129,13 +137,12 @@ class PenSearchExpert:
         self.planned_from = self.env.episode_steps
         self.found = goals > SUCCESS_STEPS
 
-    def _simulate(self, obs: np.ndarray) -> tuple[int, list[np.ndarray], list[np.ndarray]]:
-        """One episode of the noisy policy on the private copy, from the environment's present state to
-        success or the horizon: its goal-step count, its actions and the state before each."""
-        raw, copy = self.env.raw, self.copy
-        copy.model.body_quat[copy.target_obj_body_id] = raw.model.body_quat[raw.target_obj_body_id]
-        copy.pen_length, copy.tar_length = raw.pen_length, raw.tar_length
-        mujoco.mj_setState(copy.model, copy.data, integration_state(raw.model, raw.data), INTEGRATION_STATE)
+    def _simulate(self, start: np.ndarray, obs: np.ndarray) -> tuple[int, list[np.ndarray], list[np.ndarray]]:
+        """One episode of the noisy policy on the private copy (its target already the environment's),
+        from state `start` (where the environment observed `obs`) to success or the horizon: its
+        goal-step count, its actions and the state before each."""
+        copy = self.copy
+        mujoco.mj_setState(copy.model, copy.data, start, INTEGRATION_STATE)
         goals = self.env.goal_steps
         actions, states = [], []
         for _ in range(self.env.spec.horizon - self.env.episode_steps):

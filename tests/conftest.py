@@ -1,5 +1,5 @@
 """Shared fixtures: the repository's neighbour folder of files written by other projects' tools, one
-thread for small networks, and the test module's task environment."""
+thread for small networks, the devices to train on, and the test module's task environment."""
 
 from pathlib import Path
 
@@ -14,6 +14,20 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"shared fixtures folder not found at {FIXTURES}")
     return FIXTURES
+
+
+@pytest.fixture(
+    params=[
+        "cpu",
+        pytest.param(
+            "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+        ),
+    ]
+)
+def device(request) -> str:
+    """Each device a learning test runs on: the CPU everywhere, and CUDA where PyTorch sees one
+    (scripts/device_check.sh runs the CUDA cases on a GPU machine)."""
+    return request.param
 
 
 @pytest.fixture

@@ -33,13 +33,14 @@ def test_flop_counts_match_torchs_count_of_an_update(algo: str) -> None:
         assert learner.update_flops_per_row() == pytest.approx(counter.get_total_flops() / 64, rel=1e-4)
 
 
-def test_bench_train_reports_ours_and_the_eager_reference(capsys, one_thread):
-    result = bench_json(capsys, "train", "--threads", "1", *TINY)
+def test_bench_train_reports_ours_and_the_eager_reference(capsys, one_thread, device):
+    result = bench_json(capsys, "train", "--threads", "1", "--set", f"device={device}", *TINY)
     keys = ("update_ms", "achieved_gflops", "roofline_gflops", "ratio", "sequential_ratio", "eager_ratio")
     keys += ("roofline_one_thread_gflops", "critic_alone_ratio", "policy_alone_ratio")
     for key in keys:
         assert result[key] > 0
-    assert result["overlapped"] is False  # one thread: nothing to overlap on
+    assert result["device"] == device
+    assert result["overlapped"] is False  # one thread (and on CUDA, one stream): nothing to overlap
     assert result["ratio"] == result["achieved_gflops"] / result["roofline_gflops"]
 
 

@@ -15,16 +15,20 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = DiffusionConfig(width=64, blocks=2, expansion=2, time_dim=16, time_hidden=32, lr=1e-3)
 
 
-def make_policy(obs_dim: int = 3, act_dim: int = 2, config: DiffusionConfig = SMALL) -> DiffusionPolicy:
+def make_policy(
+    obs_dim: int = 3, act_dim: int = 2, config: DiffusionConfig = SMALL, device: str = "cpu"
+) -> DiffusionPolicy:
     torch.manual_seed(0)
-    return DiffusionPolicy(obs_dim, act_dim, config)
+    return DiffusionPolicy(obs_dim, act_dim, config, device=device)
 
 
-def bimodal_batch(n: int, obs_dim: int = 3, mode: float = 0.9) -> dict[str, torch.Tensor]:
+def bimodal_batch(
+    n: int, obs_dim: int = 3, mode: float = 0.9, device: str = "cpu"
+) -> dict[str, torch.Tensor]:
     """Constant observation; action dim 0 is +-mode with equal probability, dim 1 is 0."""
     actions = torch.zeros(n, 2)
     actions[:, 0] = torch.where(torch.rand(n) < 0.5, -mode, mode)
-    return {"obs": torch.ones(n, obs_dim), "actions": actions}
+    return {"obs": torch.ones(n, obs_dim, device=device), "actions": actions.to(device)}
 
 
 class ExactTwoModeDenoiser(nn.Module):
@@ -60,12 +64,12 @@ def test_shapes_and_clipping():
         policy.sample(torch.randn(2, 4), torch.randn(2, 7, 6, 3))
 
 
-def test_loss_goes_down_and_weights_are_used_as_given():
-    policy = make_policy()
-    batch = bimodal_batch(256)
+def test_loss_goes_down_and_weights_are_used_as_given(device):
+    policy = make_policy(device=device)
+    batch = bimodal_batch(256, device=device)
     losses = torch.stack([policy.update(batch)["policy_loss"] for _ in range(150)])
     assert losses[-20:].mean() < 0.6 * losses[:20].mean()
-    assert policy.loss(batch["obs"], batch["actions"], torch.zeros(256)) == 0.0
+    assert policy.loss(batch["obs"], batch["actions"], torch.zeros(256, device=device)) == 0.0
 
 
 def test_sampler_with_the_exact_denoiser_reproduces_two_modes():
@@ -86,10 +90,11 @@ def test_sampler_with_the_exact_denoiser_reproduces_two_modes():
         assert abs((a > 0).float().mean().item() - 0.5) < 0.03
 
 
-def test_learns_two_modes_that_a_gaussian_cannot():
-    policy = make_policy()
+def test_learns_two_modes_that_a_gaussian_cannot(device):
+    policy = make_policy(device=device)
     for _ in range(1200):
-        policy.update(bimodal_batch(256))
+        policy.update(bimodal_batch(256, device=device))
+    policy.to("cpu")
 
     torch.manual_seed(1)
     samples = policy.sample(torch.ones(1, 3), torch.randn(1, *policy.noise_shape(2000)))[0]

@@ -10,9 +10,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = GaussianConfig(width=32, blocks=1, dropout=0.0, lr=3e-3)
 
 
-def make_policy(obs_dim: int = 3, act_dim: int = 2, config: GaussianConfig = SMALL) -> GaussianPolicy:
+def make_policy(
+    obs_dim: int = 3, act_dim: int = 2, config: GaussianConfig = SMALL, device: str = "cpu"
+) -> GaussianPolicy:
     torch.manual_seed(0)
-    return GaussianPolicy(obs_dim, act_dim, config)
+    return GaussianPolicy(obs_dim, act_dim, config, device=device)
 
 
 def two_mode_batch(n: int, mode: float = 0.6) -> dict[str, torch.Tensor]:
@@ -45,12 +47,13 @@ def test_log_std_is_clamped():
     assert torch.all(log_std == SMALL.log_std_max)
 
 
-def test_maximum_likelihood_fits_mean_and_std():
-    policy = make_policy()
+def test_maximum_likelihood_fits_mean_and_std(device):
+    policy = make_policy(device=device)
     torch.manual_seed(1)
     for _ in range(1000):
         actions = torch.stack([0.3 + 0.1 * torch.randn(256), torch.full((256,), -0.5)], dim=1)
-        policy.update({"obs": torch.ones(256, 3), "actions": actions})
+        policy.update({"obs": torch.ones(256, 3, device=device), "actions": actions.to(device)})
+    policy.to("cpu")
     mean, log_std = policy.distribution(torch.ones(1, 3))
     assert abs(mean[0, 0].item() - 0.3) < 0.05 and abs(mean[0, 1].item() + 0.5) < 0.05
     assert abs(log_std[0, 0].exp().item() - 0.1) < 0.04

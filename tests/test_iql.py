@@ -51,10 +51,11 @@ def expectile_fixed_point(expectile: float, discount: float) -> tuple[torch.Tens
     return q_right.float(), v.float()
 
 
-def test_chain_values_approach_the_discounted_return():
+def test_chain_values_approach_the_discounted_return(device):
     torch.manual_seed(0)
-    critic = IQLCritic(GOAL + 1, 1, SMALL)
-    train(critic, chain_batch(), 1000)
+    critic = IQLCritic(GOAL + 1, 1, SMALL, device=device)
+    train(critic, {key: value.to(device) for key, value in chain_batch().items()}, 1000)
+    critic.to("cpu")
     states = torch.arange(GOAL)
     right, left = torch.ones(GOAL, 1), -torch.ones(GOAL, 1)
     q_right = critic.q(one_hot(states), right)

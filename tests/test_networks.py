@@ -6,9 +6,9 @@ import torch
 from borl.policies.networks import Dropout
 
 
-def test_dropout_drops_about_p_and_rescales_the_rest():
+def test_dropout_drops_about_p_and_rescales_the_rest(device):
     torch.manual_seed(0)
-    x = torch.ones(513, 257)  # not a multiple of 4 elements
+    x = torch.ones(513, 257, device=device)  # not a multiple of 4 elements
     y = Dropout(0.1)(x)
     kept = y != 0
     assert abs(kept.float().mean().item() - 0.9) < 0.005

@@ -11,12 +11,12 @@ from borl.data.normalization import Normalizer
 from borl.data.replay import TransitionDataset
 
 
-def test_samples_are_the_episodes_transitions():
+def test_samples_are_the_episodes_transitions(device):
     episodes = [make_episode(i, length=3 + i, success=i % 2 == 0) for i in range(4)]
     normalizer = Normalizer.fit(
         np.concatenate([e.observations for e in episodes]), np.concatenate([e.actions for e in episodes])
     )
-    data = TransitionDataset(episodes, normalizer)
+    data = TransitionDataset(episodes, normalizer, device=device)
     expected = {}
     for e in episodes:
         for t in range(len(e)):
@@ -29,7 +29,9 @@ def test_samples_are_the_episodes_transitions():
             )
     assert data.size == len(expected) == sum(len(e) for e in episodes)
     assert data.observations.shape[0] == data.size + len(episodes)
-    batch = data.sample(200, torch.Generator().manual_seed(0))
+    batch = data.sample(200, torch.Generator(device=device).manual_seed(0))
+    assert all(value.device.type == device for value in batch.values())
+    batch = {key: value.cpu() for key, value in batch.items()}
     for i in range(200):
         obs, next_obs, reward, terminal = expected[tuple(np.round(batch["actions"][i].numpy(), 5))]
         np.testing.assert_allclose(batch["obs"][i].numpy(), obs, rtol=1e-6)

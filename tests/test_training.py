@@ -58,12 +58,31 @@ def test_filtered_il_imitates_only_successful_episodes_and_demos():
 
 
 @pytest.mark.parametrize(("algo", "expected"), [("filtered-il", 1.0), ("il", -0.14)])
-def test_trained_policy_follows_its_training_set(algo, expected):
-    config = build_config(algo, True, {"policy_class": "gaussian", **TINY})
+def test_trained_policy_follows_its_training_set(algo, expected, device):
+    config = build_config(algo, True, {"policy_class": "gaussian", "device": device, **TINY})
     agent, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False)
-    mean, _ = agent.policy.distribution(torch.zeros(64, 2))
+    mean, _ = agent.policy.distribution(torch.zeros(64, 2, device=device))
     # Normalised actions: +0.8 is 1.0; il's data hold 3 of +1 and 4 of -1, mean -1/7.
     assert abs(mean.mean().item() - expected) < 0.15
+
+
+def test_an_agent_trained_on_a_device_acts_the_same_from_its_checkpoint_on_the_cpu(device, tmp_path):
+    """Training may run on a GPU while collection workers load its checkpoint on the CPU."""
+    config = build_config("recipe", True, {"device": device, **TINY})
+    agent, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False)
+    agent.save(tmp_path / "agent")
+    loaded = Agent.load(tmp_path / "agent", config)
+    assert next(loaded.policy.model.parameters()).device.type == "cpu"
+    obs = np.array([[0.0, 0.0], [0.5, -0.5], [-1.0, 1.0]], np.float32)
+
+    def act(acting: Agent) -> np.ndarray:
+        return acting.act(obs, [torch.Generator().manual_seed(i) for i in range(3)], extract=False)
+
+    np.testing.assert_allclose(act(loaded), act(agent), atol=1e-5)
+    actions = torch.linspace(-1, 1, 3)[:, None]
+    q_loaded = loaded.critic.q(torch.from_numpy(obs), actions)
+    q_trained = agent.critic.q(torch.from_numpy(obs).to(device), actions.to(device)).cpu()
+    torch.testing.assert_close(q_loaded, q_trained, atol=1e-5, rtol=1e-5)
 
 
 def test_awr_trains_the_critic_first_and_weights_the_policy():

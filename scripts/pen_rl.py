@@ -51,10 +51,10 @@ def planner_demos(path: Path) -> tuple[np.ndarray, np.ndarray]:
 class Value(nn.Module):
     """The state-value network PPO's advantages use, on the policy's normalised observation."""
 
-    def __init__(self, width: int = 256) -> None:
+    def __init__(self, obs_dim: int, width: int = 256) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(45, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1)
+            nn.Linear(obs_dim, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,8 +117,8 @@ def ppo_update(
     of demonstrations, and the value regression to the GAE returns."""
     demo_x, demo_y = demos
     returns = (adv + values).reshape(-1)
-    flat_obs = torch.from_numpy(data["obs"]).reshape(-1, 45)
-    flat_raw = torch.from_numpy(data["raw_actions"]).reshape(-1, 24)
+    flat_obs = torch.from_numpy(data["obs"]).flatten(0, 1)
+    flat_raw = torch.from_numpy(data["raw_actions"]).flatten(0, 1)
     old_logp = torch.from_numpy(data["logp"]).reshape(-1)
     flat_adv = adv.reshape(-1)
     flat_adv = (flat_adv - flat_adv.mean()) / (flat_adv.std() + 1e-8)
@@ -170,7 +170,8 @@ def main() -> None:
 
     demo_obs, demo_actions = planner_demos(args.demos)
     demo_x, demo_y = torch.from_numpy(demo_obs), torch.from_numpy(demo_actions)
-    policy, value = PenPolicyNet(), Value()
+    spec = get_task("pen").spec
+    policy, value = PenPolicyNet(), Value(spec.obs_dim)
     pi_opt = torch.optim.Adam(policy.parameters(), lr=args.lr)
     v_opt = torch.optim.Adam(value.parameters(), lr=1e-3)
     state_path = args.out.with_suffix(".state.pt")
@@ -195,7 +196,7 @@ def main() -> None:
             bc_opt.step()
         print(f"BC loss {loss.item():.4f}", flush=True)
 
-    envs = [gymnasium_env("AdroitHandPen-v1", HORIZON) for _ in range(args.envs)]
+    envs = [gymnasium_env(spec.env_name, HORIZON) for _ in range(args.envs)]
     log_path = args.out.with_suffix(".log")
     kept = (
         [line for line in log_path.read_text().splitlines() if json.loads(line)["iteration"] < first]

@@ -82,6 +82,19 @@ def _yerr(row: Row) -> float:
     return math.sqrt(p * (1 - p) / n) if n else 0.0
 
 
+def _success_line(ax: Any, points: list[Row], x: str, label: str, color: str) -> None:
+    """Mean success of `points` against their `x` field, with standard-error bars."""
+    ax.errorbar(
+        [r[x] for r in points],
+        [r["mean"] for r in points],
+        yerr=[_yerr(r) for r in points],
+        marker="o",
+        capsize=3,
+        label=label,
+        color=color,
+    )
+
+
 def _error_note(rows: list[Row]) -> str:
     seeds = max(r["seeds"] for r in rows)
     if min(r["seeds"] for r in rows) > 1:
@@ -129,15 +142,7 @@ def success_vs_iteration(rows: list[Row], path: Path, task: str) -> Path:
         for preset in _preset_order(rows):
             series = _series(rows, preset, rollouts, ou_sigma)
             if series:
-                ax.errorbar(
-                    [r["iteration"] for r in series],
-                    [r["mean"] for r in series],
-                    yerr=[_yerr(r) for r in series],
-                    marker="o",
-                    capsize=3,
-                    label=preset,
-                    color=_color(preset),
-                )
+                _success_line(ax, series, "iteration", preset, _color(preset))
         ax.set_title(_setting_title(rollouts, ou_sigma), fontsize=9)
         ax.set_xlabel("iteration (0 = trained on D0 only)")
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -169,15 +174,7 @@ def success_vs_rollouts(rows: list[Row], path: Path, task: str) -> Path:
         for preset in _preset_order(rows):
             points = [finals[(preset, m, ou_sigma)] for m in counts if (preset, m, ou_sigma) in finals]
             if points:
-                ax.errorbar(
-                    [r["rollouts"] for r in points],
-                    [r["mean"] for r in points],
-                    yerr=[_yerr(r) for r in points],
-                    marker="o",
-                    capsize=3,
-                    label=preset,
-                    color=_color(preset),
-                )
+                _success_line(ax, points, "rollouts", preset, _color(preset))
         ax.set_title("no noise" if not ou_sigma else f"OU σ={ou_sigma:g}", fontsize=9)
         ax.set_xlabel("rollouts per iteration M")
         ax.set_xticks(counts)
@@ -255,15 +252,8 @@ def ou_noise(rows: list[Row], path: Path, task: str) -> Path:
         for index, ou_sigma in enumerate(noises):
             points = [finals[(preset, m, ou_sigma)] for m in counts if (preset, m, ou_sigma) in finals]
             if points:
-                ax.errorbar(
-                    [r["rollouts"] for r in points],
-                    [r["mean"] for r in points],
-                    yerr=[_yerr(r) for r in points],
-                    marker="o",
-                    capsize=3,
-                    color=f"C{index}",
-                    label="no noise" if not ou_sigma else f"OU σ={ou_sigma:g}",
-                )
+                label = "no noise" if not ou_sigma else f"OU σ={ou_sigma:g}"
+                _success_line(ax, points, "rollouts", label, f"C{index}")
         ax.set_title(preset, fontsize=9)
         ax.set_xlabel("rollouts per iteration M")
         ax.set_xticks(counts)

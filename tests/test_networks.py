@@ -1,9 +1,59 @@
-"""borl's dropout: drop rate, scaling, gradient, eval mode and repeatability."""
+"""borl's layers: oneDNN's linear and ensemble layers against torch's own; dropout's drop rate,
+scaling, gradient, eval mode and repeatability."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from borl.policies.networks import Dropout
+from borl.policies.networks import Dropout, EnsembleLinear, Linear
+
+
+def _gradients(loss: torch.Tensor, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    return list(torch.autograd.grad(loss, tensors))
+
+
+@pytest.mark.parametrize("shape", [(64, 26), (3, 32, 26)])
+def test_linear_equals_torchs_in_value_and_gradients(shape, device):
+    torch.manual_seed(0)
+    layer = Linear(26, 40).to(device)
+    x = torch.randn(*shape, device=device, requires_grad=True)
+    target = torch.randn(*shape[:-1], 40, device=device)
+    ours = layer(x)
+    theirs = F.linear(x, layer.weight, layer.bias)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    params = [x, layer.weight, layer.bias]
+    for a, b in zip(
+        _gradients((ours - target).square().sum(), params),
+        _gradients((theirs - target).square().sum(), params),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_linear_on_data_computes_no_input_gradient():
+    layer = Linear(8, 4)
+    out = layer(torch.randn(16, 8))
+    out.sum().backward()
+    assert layer.weight.grad is not None and layer.bias.grad is not None
+    assert torch.equal(layer.bias.grad, torch.full((4,), 16.0))
+
+
+@pytest.mark.parametrize("shared_input", [True, False])
+def test_ensemble_linear_equals_a_batched_matmul_in_value_and_gradients(shared_input, device):
+    torch.manual_seed(0)
+    layer = EnsembleLinear(3, 26, 40).to(device)
+    rows = torch.randn(32, 26, device=device) if shared_input else torch.randn(3, 32, 26, device=device)
+    x = rows.requires_grad_()
+    members = x.expand(3, 32, 26) if shared_input else x
+    ours = layer(members)
+    theirs = torch.baddbmm(layer.bias, members, layer.weight)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    weights = torch.randn(3, 32, 40, device=device)
+    params = [x, layer.weight, layer.bias]
+    for a, b in zip(
+        _gradients((ours * weights).sum(), params), _gradients((theirs * weights).sum(), params), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_dropout_drops_about_p_and_rescales_the_rest(device):

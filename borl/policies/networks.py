@@ -14,6 +14,84 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# oneDNN's fp32 GEMM, where torch has it. On AVX-512 machines whose vendor MKL does not recognise
+# (this project's AMD EPYC development machine), torch's own fp32 matmul goes through MKL's AVX2 code
+# and reaches half the rate that oneDNN does at these layer shapes (docs/performance.md).
+_ONEDNN_GEMM = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def _onednn_matmul_t(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """a @ b.T (+ bias) by oneDNN, for 2-D fp32 CPU tensors of any strides."""
+    return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """x @ weight.T + bias with the forward and both gradients' matmuls in oneDNN (2-D x)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _onednn_matmul_t(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        needs_x, needs_weight, needs_bias = ctx.needs_input_grad
+        grad_x = _onednn_matmul_t(grad, weight.t()) if needs_x else None
+        grad_weight = _onednn_matmul_t(grad.t(), x.t()) if needs_weight else None
+        grad_bias = grad.sum(0) if ctx.has_bias and needs_bias else None
+        return grad_x, grad_weight, grad_bias
+
+
+class _OneDNNEnsembleLinear(torch.autograd.Function):
+    """x[k] @ weight[k] + bias[k] for each member k, (K, B, in) -> (K, B, out), in oneDNN.
+
+    One Function for all members, so that the backward writes each gradient once (indexing the
+    weight per member under autograd would build a zero-filled copy of all members per member).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        return torch.stack([_onednn_matmul_t(x[k], weight[k].t(), bias[k, 0]) for k in range(len(weight))])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        needs_x, needs_weight, needs_bias = ctx.needs_input_grad
+        members = range(len(weight))
+        grad_x = torch.stack([_onednn_matmul_t(grad[k], weight[k]) for k in members]) if needs_x else None
+        grad_weight = (
+            torch.stack([_onednn_matmul_t(x[k].t(), grad[k].t()) for k in members]) if needs_weight else None
+        )
+        grad_bias = grad.sum(1, keepdim=True) if needs_bias else None
+        return grad_x, grad_weight, grad_bias
+
+
+def _onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    return _ONEDNN_GEMM and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """F.linear, with fp32 CPU matmuls (forward and backward) run by oneDNN where torch has it.
+
+    Results equal F.linear's to fp32 rounding (the two libraries sum in different orders).
+    """
+    if not _onednn_applies(x, weight):
+        return F.linear(x, weight, bias)
+    if x.dim() == 2:
+        return _OneDNNLinear.apply(x, weight, bias)
+    rows = _OneDNNLinear.apply(x.reshape(-1, x.shape[-1]), weight, bias)
+    return rows.reshape(*x.shape[:-1], weight.shape[0])
+
+
+class Linear(nn.Linear):
+    """nn.Linear computed by `linear` (oneDNN's GEMM on the CPU); same parameters and state dict."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
+
 
 def activation(name: str) -> nn.Module:
     """The activation module called `name` ("relu", "mish", "gelu" or "silu")."""
@@ -37,12 +115,12 @@ class MLP(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for width in hidden_dims:
-            layers.append(nn.Linear(in_dim, width))
+            layers.append(Linear(in_dim, width))
             if layer_norm:
                 layers.append(nn.LayerNorm(width))
             layers.append(activation(activation_name))
             in_dim = width
-        layers.append(nn.Linear(in_dim, out_dim))
+        layers.append(Linear(in_dim, out_dim))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,9 +159,9 @@ class ResidualBlock(nn.Module):
         self.body = nn.Sequential(
             Dropout(dropout) if dropout > 0 else nn.Identity(),
             nn.LayerNorm(width),
-            nn.Linear(width, width * expansion),
+            Linear(width, width * expansion),
             activation(activation_name),
-            nn.Linear(width * expansion, width),
+            Linear(width * expansion, width),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,10 +183,10 @@ class LNResNet(nn.Module):
     ) -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Linear(in_dim, width),
+            Linear(in_dim, width),
             *(ResidualBlock(width, expansion, dropout, activation_name) for _ in range(blocks)),
             activation(activation_name),
-            nn.Linear(width, out_dim),
+            Linear(width, out_dim),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,6 +220,8 @@ class EnsembleLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _onednn_applies(x, self.weight):
+            return _OneDNNEnsembleLinear.apply(x, self.weight, self.bias)
         return torch.baddbmm(self.bias, x, self.weight)
 
 

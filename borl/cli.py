@@ -148,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--episodes",
         type=_count(1),
-        default=6,
+        default=3,
         help="rollout: episodes per environment (W x envs_per_worker)",
     )
     bench.add_argument(

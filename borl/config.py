@@ -105,7 +105,7 @@ class RunConfig:
     eval_baseline: bool = True
     seed: int = 0
     workers: int = 2
-    envs_per_worker: int = 4
+    envs_per_worker: int = 8
     backend: str = "local"
     ray_address: str | None = None
     ou_sigma: float = 0.0

@@ -56,7 +56,7 @@ def test_bench_rollout_measures_each_worker_count_over_the_same_waves(capsys):
     args = ["--workers", "1,2", "--episodes", "1", "--set", "horizon=5", "--set", "extraction.candidates=2"]
     result = bench_json(capsys, "rollout", *TINY, *args)
     assert [r["workers"] for r in result["per_workers"]] == [1, 2]
-    assert [r["episodes"] for r in result["per_workers"]] == [4, 8]  # 4 environments per worker
+    assert [r["episodes"] for r in result["per_workers"]] == [8, 16]  # 8 environments per worker
     for row in result["per_workers"]:
         assert row["steps_per_second"] > 0 and row["ratio"] == row["steps_per_second"] / row["limit"]
     assert result["ratio"] == min(r["ratio"] for r in result["per_workers"])

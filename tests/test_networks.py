@@ -28,6 +28,10 @@ def test_linear_equals_torchs_in_value_and_gradients(shape, device):
         strict=True,
     ):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    # The gradient of a plain sum arrives expanded (all strides 0).
+    ours, theirs = layer(x), F.linear(x, layer.weight, layer.bias)
+    for a, b in zip(_gradients(ours.sum(), params), _gradients(theirs.sum(), params), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_linear_on_data_computes_no_input_gradient():
@@ -53,6 +57,10 @@ def test_ensemble_linear_equals_a_batched_matmul_in_value_and_gradients(shared_i
     for a, b in zip(
         _gradients((ours * weights).sum(), params), _gradients((theirs * weights).sum(), params), strict=True
     ):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    # The gradient of a plain sum arrives expanded (all strides 0).
+    ours, theirs = layer(members), torch.baddbmm(layer.bias, members, layer.weight)
+    for a, b in zip(_gradients(ours.sum(), params), _gradients(theirs.sum(), params), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 

@@ -15,7 +15,7 @@ from borl.config import ExtractionConfig, RunConfig
 from borl.critics.iql import IQLCritic
 from borl.data.normalization import Normalizer
 from borl.errors import BorlError
-from borl.extraction.implicit import best_of_n
+from borl.extraction.implicit import best_of_n, choose_index, selection_stats
 from borl.policies import DiffusionPolicy, GaussianPolicy, Policy
 
 
@@ -60,19 +60,39 @@ class Agent:
         policy without extraction, for comparison).
         """
         implicit = extract and self.extraction.at_rollout
-        n = self.extraction.candidates if implicit else 1
-        shape = self.policy.noise_shape(n)
-        noise = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(self.device)
         obs_t = torch.as_tensor(self.normalizer.normalize_obs(obs), device=self.device)
-        candidates = self.policy.sample(obs_t, noise)
+        candidates = self.policy.sample(obs_t, self._noise(generators, implicit))
         if implicit:
+            x = self.extraction
             uniforms = torch.stack([torch.rand((), generator=g) for g in generators]).to(self.device)
             chosen = best_of_n(
-                candidates, obs_t, self.critic, temperature=self.extraction.temperature, uniforms=uniforms
+                candidates, obs_t, self.critic, x.temperature, uniforms, x.safety_k, x.safety_margin
             )
         else:
             chosen = candidates[:, 0]
         return self.normalizer.denormalize_actions(chosen.cpu().numpy())
+
+    def _noise(self, generators: list[torch.Generator], implicit: bool) -> torch.Tensor:
+        """The policy's sampling noise, one row per generator: candidate 0 is drawn first and alone,
+        so that with the same generator state it is the very sample the policy acts with alone."""
+        shapes = [self.policy.noise_shape(1)]
+        if implicit and self.extraction.candidates > 1:
+            shapes.append(self.policy.noise_shape(self.extraction.candidates - 1))
+        rows = [torch.cat([torch.randn(shape, generator=g) for shape in shapes]) for g in generators]
+        return torch.stack(rows).to(self.device)
+
+    def selection_stats(self, obs: np.ndarray, seed: int) -> dict[str, float]:
+        """How implicit extraction uses the critic on these observations (seeded): see
+        borl.extraction.implicit.selection_stats."""
+        generator = torch.Generator().manual_seed(seed)
+        obs_t = torch.as_tensor(self.normalizer.normalize_obs(obs), device=self.device)
+        candidates = self.policy.sample(obs_t, self._noise([generator] * len(obs), implicit=True))
+        x = self.extraction
+        uniforms = torch.rand(len(obs), generator=generator).to(self.device)
+        index = choose_index(
+            candidates, obs_t, self.critic, x.temperature, uniforms, x.safety_k, x.safety_margin
+        )
+        return selection_stats(candidates, obs_t, self.critic, index)
 
     def save(self, directory: Path) -> None:
         """Write the checkpoint atomically: a directory that exists is complete."""

@@ -132,6 +132,15 @@ def _parser() -> argparse.ArgumentParser:
         "--no-extraction", action="store_true", help="act with one policy sample, without the critic"
     )
     evaluate.add_argument(
+        "--paired",
+        action="store_true",
+        help="act as deployed and with the policy alone on the same start states; report the difference "
+        "with its paired standard error",
+    )
+    evaluate.add_argument(
+        "--json", action="store_true", help="print one JSON object, with each episode's outcome"
+    )
+    evaluate.add_argument(
         "--set",
         action="append",
         default=[],
@@ -189,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
     except BorlError as error:
         print(f"borl: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        # A file the command reads or writes failed (disk full, read-only, removed): say which.
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"borl: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"borl: interrupted{_RESUME_HINTS.get(args.command, '')}", file=sys.stderr)

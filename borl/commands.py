@@ -19,6 +19,7 @@ from borl.config import (
     with_preset,
 )
 from borl.errors import BorlError
+from borl.files import ensure_writable_file
 
 console = Console()
 
@@ -49,6 +50,7 @@ def demos(args: argparse.Namespace) -> int:
     from borl.envs.registry import get_task
 
     task = get_task(args.task)
+    ensure_writable_file(args.out, "the demonstrations file")
     episodes, attempts = collect_demos(
         task,
         args.episodes,
@@ -180,11 +182,10 @@ def _summary(rows: list[dict], directory: Path) -> None:
 
 
 def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
-    from borl.data.episode import Lineage
-    from borl.eval.stats import success_rate
-    from borl.loop import Run, checkpoint_name
-    from borl.rollout.backends import open_collector
-    from borl.rollout.collector import EpisodeJob, episode_seed
+    import json
+
+    from borl.eval.stats import paired_difference, success_rate
+    from borl.loop import Run
 
     run = Run.open(args.dir)
     overrides = parse_assignments(args.set)
@@ -198,23 +199,66 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
     iteration = iterations[-1] if args.iteration is None else args.iteration
     if not run.checkpoint(iteration).exists():
         raise BorlError(f"{args.dir} has no checkpoint for iteration {iteration} (have {iterations})")
-    jobs = [
-        EpisodeJob(
-            Lineage("eval", iteration, i, checkpoint_name(iteration), episode_seed(args.seed, "eval", 0, i)),
-            extract=not args.no_extraction,
-        )
-        for i in range(args.episodes)
-    ]
-    successes: list[bool] = []
-    with open_collector(config) as collector:
-        collector.run(run.checkpoint(iteration), jobs, lambda e: successes.append(e.success))
-    rate, stderr = success_rate(successes)
     x = config.extraction
-    how = "policy alone" if args.no_extraction or not x.at_rollout else f"best of {x.candidates}"
-    if not args.no_extraction and x.at_rollout and x.temperature > 0:
-        how += f", softmax temperature {x.temperature}"
-    print(f"iteration {iteration} ({how}): success {_percent(rate, stderr)} over {len(successes)} episodes")
+    alone = args.no_extraction or not x.at_rollout
+    if args.paired and alone:
+        raise BorlError("--paired compares acting with and without implicit extraction: drop --no-extraction")
+    modes = {"deployed": True, "policy_alone": False} if args.paired else {_mode(alone): not alone}
+    outcomes = _eval_outcomes(run, config, iteration, modes, args.episodes, args.seed)
+    how = f"best of {x.candidates}" + (f", softmax temperature {x.temperature}" if x.temperature > 0 else "")
+    if x.safety_k is not None:
+        how += f", safe selection k={x.safety_k:g} margin={x.safety_margin:g}"
+    result: dict = {"iteration": iteration, "episodes": args.episodes, "seed": args.seed, "extraction": how}
+    for mode, successes in outcomes.items():
+        rate, stderr = success_rate(successes)
+        result[mode] = {"success_rate": rate, "stderr": stderr, "successes": [int(s) for s in successes]}
+    if args.paired:
+        difference, stderr = paired_difference(outcomes["policy_alone"], outcomes["deployed"])
+        result["difference"] = {"mean": difference, "paired_stderr": stderr}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for mode in outcomes:
+        label = "policy alone" if mode == "policy_alone" else how
+        print(
+            f"iteration {iteration} ({label}): success "
+            f"{_percent(result[mode]['success_rate'], result[mode]['stderr'])} over {args.episodes} episodes"
+        )
+    if args.paired:
+        print(
+            f"deployed - policy alone on the same {args.episodes} start states: "
+            f"{difference * 100:+.1f} ± {stderr * 100:.1f} points (paired s.e.)"
+        )
     return 0
+
+
+def _eval_outcomes(run, config, iteration: int, modes: dict[str, bool], episodes: int, seed: int) -> dict:
+    """Each mode's successes (extract or not) on the same `episodes` start states drawn by `seed`."""
+    from borl.data.episode import Lineage
+    from borl.loop import checkpoint_name
+    from borl.rollout.backends import open_collector
+    from borl.rollout.collector import EpisodeJob, episode_seed
+
+    seeds = [episode_seed(seed, "eval", 0, i) for i in range(episodes)]
+    outcomes: dict[str, list[bool]] = {}
+    with open_collector(config) as collector:
+        for mode, extract in modes.items():
+            jobs = [
+                EpisodeJob(Lineage("eval", iteration, i, checkpoint_name(iteration), s), extract=extract)
+                for i, s in enumerate(seeds)
+            ]
+            finished: dict[int, bool] = {}
+
+            def record(episode, finished=finished) -> None:
+                finished[episode.lineage.index] = episode.success
+
+            collector.run(run.checkpoint(iteration), jobs, record)
+            outcomes[mode] = [finished[i] for i in range(episodes)]
+    return outcomes
+
+
+def _mode(alone: bool) -> str:
+    return "policy_alone" if alone else "deployed"
 
 
 _GRID_FLAGS = ("tasks", "algos", "seeds", "iterations", "rollouts", "eval_episodes", "ou_sigma", "workers")

@@ -13,7 +13,7 @@ import yaml
 
 from borl.algos import ALGORITHMS, trains_critic
 from borl.critics.iql import IQLConfig
-from borl.errors import BorlError
+from borl.errors import BorlError, one_line
 from borl.extraction import EXTRACTIONS
 from borl.policies import POLICY_CLASSES, DiffusionConfig, GaussianConfig
 
@@ -56,6 +56,11 @@ class ExtractionConfig:
     from_iteration: the first iteration whose agent acts with implicit extraction; earlier agents
     act with one policy sample, in their rollouts and as deployed in evaluation. 0 (the study's
     recipe) extracts from the start, with a critic that has seen only demonstrations.
+
+    safety_k: when set, safe selection (borl/extraction/implicit.py `safe_choose`): the first
+    candidate is the policy's own sample, and another acts only where the Q ensemble's lower
+    confidence bound (mean - safety_k * std over members) of its advantage over that sample
+    exceeds safety_margin. None is the study's plain argmax of the min Q.
     """
 
     kind: str = "implicit"
@@ -64,6 +69,8 @@ class ExtractionConfig:
     beta: float = 10.0
     max_weight: float = 100.0
     from_iteration: int = 0
+    safety_k: float | None = None
+    safety_margin: float = 0.0
 
     @property
     def at_rollout(self) -> bool:
@@ -99,9 +106,12 @@ class RunConfig:
     demos: int | None = None
     demo_noise: float | None = None
     horizon: int | None = None
-    iterations: int = 3
+    # Two iterations of 50 rollouts and 30 evaluation episodes (each also run by the policy alone) keep
+    # the default Lift run near 15 minutes on 2 cores, three trainings of 10k critic + 10k policy steps
+    # being most of it (docs/results/lift_default); a study sets its own.
+    iterations: int = 2
     rollouts: int = 50
-    eval_episodes: int = 50
+    eval_episodes: int = 30
     eval_baseline: bool = True
     seed: int = 0
     workers: int = 2
@@ -265,6 +275,14 @@ def validate(config: RunConfig) -> None:
         raise BorlError(f"--horizon must be at least 1 (got {config.horizon})")
     if config.ou_sigma < 0:
         raise BorlError(f"--ou-sigma must not be negative (got {config.ou_sigma})")
+    x = config.extraction
+    if x.safety_k is not None:
+        if x.safety_k < 0 or x.safety_margin < 0:
+            raise BorlError("extraction.safety_k and extraction.safety_margin must not be negative")
+        if x.temperature > 0:
+            raise BorlError("safe selection (extraction.safety_k) takes temperature 0")
+        if config.critic.num_critics < 2:
+            raise BorlError("safe selection (extraction.safety_k) needs critic.num_critics of at least 2")
     if config.extraction.max_weight <= 0:
         raise BorlError(f"extraction.max_weight must be positive (got {config.extraction.max_weight})")
     if config.gaussian.log_std_min >= config.gaussian.log_std_max:
@@ -306,8 +324,10 @@ def save_config(config: RunConfig, path: Path) -> None:
 def load_config(path: Path) -> RunConfig:
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise BorlError(f"cannot read config {path}: {error}") from None
+    except OSError as error:
+        raise BorlError(f"cannot read config {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise BorlError(f"config {path} is not valid YAML: {one_line(error)}") from None
     if not isinstance(data, dict):
         raise BorlError(f"config {path} is not a mapping")
     config = merge(RunConfig(), data)

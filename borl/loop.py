@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from borl.agent import Agent
@@ -30,6 +31,7 @@ from borl.envs.registry import Task, get_task
 from borl.errors import BorlError
 from borl.eval.plots import plot_success
 from borl.eval.stats import success_rate
+from borl.files import ensure_writable_directory
 from borl.rollout.backends import AnyCollector, open_collector
 from borl.rollout.collector import EpisodeJob, episode_seed
 from borl.rollout.ray_backend import ray_session
@@ -49,11 +51,30 @@ METRIC_COLUMNS = [
     "train_seconds",
     "collect_seconds",
     "eval_seconds",
+    "moved_from_first",
+    "q_margin",
+    "q_spread",
 ]
+
+# States of the deployed evaluation on which selection's use of the critic is measured each iteration.
+SELECTION_STATES = 1024
 
 
 # Settings that decide which episodes a run holds; a retraining (Run.branch) must keep them.
 DATA_KEYS = ("task", "dataset", "demos", "demo_noise", "horizon", "rollouts", "ou_sigma", "ou_theta")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Episodes `source` 0..count-1 of an iteration: acting with extraction or not, with OU noise, their
+    seeds drawn from `seed_stream` (default: the source and iteration; evaluations share one stream
+    so that every iteration meets the same start states)."""
+
+    source: str
+    count: int
+    extract: bool = True
+    noise: float = 0.0
+    seed_stream: tuple[str, int] | None = None
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -97,13 +118,13 @@ class Run:
     @classmethod
     def create(cls, directory: Path, config: RunConfig) -> Run:
         """Start a new run; D0 from a dataset is read and checked before anything is written."""
+        run = cls(directory, config)
+        demos = run._read_dataset() if config.dataset else None
         if (directory / "config.yaml").exists():
             raise BorlError(
                 f"{directory} already holds a run: use `borl resume {directory}` or another --out"
             )
-        run = cls(directory, config)
-        demos = run._read_dataset() if config.dataset else None
-        directory.mkdir(parents=True, exist_ok=True)
+        ensure_writable_directory(directory, "the run directory")
         save_config(config, directory / "config.yaml")
         if demos is not None:
             run._store_demos(demos)
@@ -129,8 +150,9 @@ class Run:
         for key in DATA_KEYS:
             if getattr(config, key) != getattr(source.config, key):
                 raise BorlError(f"{key} defines the data: a retraining keeps the source run's")
-        if directory.exists() and any(directory.iterdir()):
+        if directory.is_dir() and any(directory.iterdir()):
             raise BorlError(f"{directory} exists and is not empty: choose another --out")
+        ensure_writable_directory(directory, "the retraining's run directory")
         for earlier in range(iteration + 1):
             name = checkpoint_name(earlier)
             shutil.copytree(source.directory / "data" / name, directory / "data" / name)
@@ -145,8 +167,14 @@ class Run:
 
     def _read_dataset(self) -> list[Episode]:
         episodes = read_dataset(Path(self.config.dataset), self.task.spec)
-        if self.config.demos is not None:
-            episodes = episodes[: self.config.demos]
+        used = self.config.demos
+        if used is not None and used < len(episodes):
+            why = "quick mode's D0 size" if self.config.quick else "the run's D0 size"
+            tqdm.write(
+                f"D0: using the first {used} of the {len(episodes)} episodes in {self.config.dataset} "
+                f"(--demos {used}, {why}; --demos {len(episodes)} uses them all)"
+            )
+            episodes = episodes[:used]
         return episodes
 
     def _store_demos(self, demos: list[Episode]) -> None:
@@ -256,74 +284,78 @@ class Run:
             "train_seconds": round(timing.get("train_seconds", 0.0), 2),
             "collect_seconds": round(timing.get("collect_seconds", 0.0), 2),
             "eval_seconds": round(timing.get("eval_seconds", 0.0), 2),
+            **self._selection_stats(iteration, evals["eval"]),
         }
         _write_atomic(self.metrics_file(iteration), json.dumps(row))
         self._write_summaries()
+
+    def _selection_stats(self, iteration: int, evals: list[Episode]) -> dict[str, float]:
+        """On up to SELECTION_STATES states the deployed agent visited: how often implicit extraction
+        acts with another candidate than the policy's first sample, by what min-Q margin, and the
+        spread of the candidates' Q (empty values when the agent does not extract)."""
+        if not self.config.extraction.extracts_at(iteration) or not evals:
+            return {"moved_from_first": "", "q_margin": "", "q_spread": ""}
+        states = np.concatenate([e.observations[:-1] for e in evals])
+        seed = episode_seed(self.config.seed, "selection", iteration, 0)
+        picks = np.random.default_rng(seed).permutation(len(states))[:SELECTION_STATES]
+        agent = Agent.load(self.checkpoint(iteration), self.config, self.config.device)
+        stats = agent.selection_stats(states[np.sort(picks)], seed)
+        return {key: round(value, 5) for key, value in stats.items()}
 
     def title(self) -> str:
         c = self.config
         return f"{c.task} / {c.algo}: M={c.rollouts} rollouts per iteration, seed {c.seed}"
 
-    def _run_batch(
+    def _run_batches(
         self,
         collector: AnyCollector,
         store: EpisodeStore,
         iteration: int,
-        source: str,
-        count: int,
         checkpoint: int,
+        batches: list[Batch],
         progress: bool,
-        noise: float = 0.0,
-        extract: bool = True,
-        seed_stream: tuple[str, int] | None = None,
-    ) -> list[Episode]:
-        """Run the missing episodes of one batch, storing each as it finishes; returns the whole batch."""
-        present = store.indices(iteration, source)
-        jobs = [
-            EpisodeJob(
-                Lineage(
-                    source,
-                    iteration,
-                    index,
-                    checkpoint=checkpoint_name(checkpoint),
-                    seed=episode_seed(self.config.seed, *(seed_stream or (source, iteration)), index),
-                    noise=noise,
-                ),
-                extract=extract,
-            )
-            for index in range(count)
-            if index not in present
-        ]
-        successes = [e.success for e in store.iter_episodes(iteration, source)]
-        with tqdm(
-            total=count,
-            initial=len(present),
-            desc=f"iter {iteration} {source}",
-            disable=not progress,
-            unit="ep",
-        ) as bar:
+    ) -> dict[str, list[Episode]]:
+        """Run the missing episodes of the batches in one pass of the workers (one batch's last long
+        episodes overlap the next batch's first), storing each as it finishes; returns every batch."""
+        jobs: list[EpisodeJob] = []
+        successes: dict[str, list[bool]] = {}
+        for batch in batches:
+            present = store.indices(iteration, batch.source)
+            stream = batch.seed_stream or (batch.source, iteration)
+            jobs += [
+                EpisodeJob(
+                    Lineage(
+                        batch.source,
+                        iteration,
+                        index,
+                        checkpoint=checkpoint_name(checkpoint),
+                        seed=episode_seed(self.config.seed, *stream, index),
+                        noise=batch.noise,
+                    ),
+                    extract=batch.extract,
+                )
+                for index in range(batch.count)
+                if index not in present
+            ]
+            successes[batch.source] = [e.success for e in store.iter_episodes(iteration, batch.source)]
+        total = sum(batch.count for batch in batches)
+        description = f"iter {iteration} {'+'.join(batch.source for batch in batches)}"
+        initial = total - len(jobs)
+        with tqdm(total=total, initial=initial, desc=description, disable=not progress, unit="ep") as bar:
 
             def on_episode(episode: Episode) -> None:
                 store.append(episode)
-                successes.append(episode.success)
-                bar.set_postfix(success=f"{sum(successes)}/{len(successes)}")
+                successes[episode.lineage.source].append(episode.success)
+                bar.set_postfix_str(", ".join(f"{k} {sum(v)}/{len(v)}" for k, v in successes.items()))
                 bar.update()
 
             collector.run(self.checkpoint(checkpoint), jobs, on_episode)
-        return store.load(iteration, source)
+        return {batch.source: store.load(iteration, batch.source) for batch in batches}
 
     def _collect(self, iteration: int, collector: AnyCollector, progress: bool) -> None:
-        self._run_batch(
-            collector,
-            self.data,
-            iteration,
-            "rollout",
-            self.config.rollouts,
-            checkpoint=iteration - 1,
-            progress=progress,
-            noise=self.config.ou_sigma,
-            extract=self.config.extraction.extracts_at(iteration - 1),
-        )
+        extract = self.config.extraction.extracts_at(iteration - 1)
+        rollouts = Batch("rollout", self.config.rollouts, extract, noise=self.config.ou_sigma)
+        self._run_batches(collector, self.data, iteration, iteration - 1, [rollouts], progress)
 
     def _evaluate(self, iteration: int, collector: AnyCollector, progress: bool) -> dict[str, list[Episode]]:
         """Evaluate as deployed (noise off); the same seeds every iteration, so iterations are paired.
@@ -334,23 +366,11 @@ class Run:
         episodes are its "eval" ones.)
         """
         extracting = self.config.extraction.extracts_at(iteration)
-        batches = {"eval": extracting}
+        count, starts = self.config.eval_episodes, ("eval", 0)
+        batches = [Batch("eval", count, extracting, seed_stream=starts)]
         if self.config.eval_baseline and extracting:
-            batches["plain"] = False
-        evals = {
-            source: self._run_batch(
-                collector,
-                self.evals,
-                iteration,
-                source,
-                self.config.eval_episodes,
-                checkpoint=iteration,
-                progress=progress,
-                extract=extract,
-                seed_stream=("eval", 0),
-            )
-            for source, extract in batches.items()
-        }
+            batches.append(Batch("plain", count, False, seed_stream=starts))
+        evals = self._run_batches(collector, self.evals, iteration, iteration, batches, progress)
         if self.config.eval_baseline and self.config.extraction.at_rollout and not extracting:
             evals["plain"] = evals["eval"]
         return evals

@@ -35,8 +35,9 @@ import numpy as np
 import yaml
 
 from borl.config import PRESETS, build_config, parse_assignments
-from borl.errors import BorlError
+from borl.errors import BorlError, one_line
 from borl.eval.stats import bootstrap_ci, mean_and_stderr
+from borl.files import ensure_writable_directory
 
 STUDY_FILE = "study.yaml"
 
@@ -278,7 +279,7 @@ def open_study(directory: Path, grid: StudyGrid | None = None) -> StudyGrid:
     if not path.exists():
         if grid is None:
             raise BorlError(f"{directory} is not a study directory (no {STUDY_FILE})")
-        directory.mkdir(parents=True, exist_ok=True)
+        ensure_writable_directory(directory, "the study directory")
         tmp = path.with_name(f".{STUDY_FILE}.tmp")
         tmp.write_text(yaml.safe_dump(grid.to_dict(), sort_keys=False))
         os.replace(tmp, path)
@@ -286,7 +287,7 @@ def open_study(directory: Path, grid: StudyGrid | None = None) -> StudyGrid:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
-        raise BorlError(f"cannot read {path}: {error}") from None
+        raise BorlError(f"cannot read {path}: {one_line(error)}") from None
     if not isinstance(data, dict):
         raise BorlError(f"{path} is not a mapping")
     saved = StudyGrid.from_dict(data)

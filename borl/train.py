@@ -160,7 +160,7 @@ def train_agent(
     torch.manual_seed(seed)
     normalizer = Normalizer.fit_episodes(episodes) if frozen is None else frozen.normalizer
     agent = Agent(config, obs_dim, act_dim, normalizer, device=config.device)
-    data = TransitionDataset(episodes, normalizer, device=config.device)
+    data = TransitionDataset(episodes, normalizer, device=config.device, discount=config.critic.discount)
     steps = config.train
     rows = steps.batch_size
 

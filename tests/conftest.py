@@ -1,5 +1,6 @@
-"""Shared fixtures: the repository's neighbour folder of files written by other projects' tools, one
-thread for small networks, the devices to train on, and the test module's task environment."""
+"""Shared fixtures: every test in its own working directory, the repository's neighbour folder of files
+written by other projects' tools, one thread for small networks, the devices to train on, and the test
+module's task environment."""
 
 from pathlib import Path
 
@@ -7,6 +8,15 @@ import pytest
 import torch
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def own_working_directory(tmp_path_factory, monkeypatch) -> Path:
+    """Each test runs in a fresh empty directory, so a command's default output (runs/...) never reads
+    or writes the checkout's own, e.g. what `borl run lift` left there."""
+    directory = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(directory)
+    return directory
 
 
 @pytest.fixture

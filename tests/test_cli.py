@@ -283,3 +283,132 @@ def test_retrain_an_iteration_on_the_same_data(tmp_path, demo_file, capsys):
         != 0
     )
     assert "unknown preset 'nope'" in _error_line(capsys)
+
+
+def test_an_existing_runs_folder_in_the_working_directory_changes_nothing(capsys):
+    """The main job leaves runs/lift-recipe-seed0 behind; a CLI test with the default --out must still
+    get its own error, not "already holds a run" (the README's two commands in a row)."""
+    left_behind = Path("runs") / "lift-recipe-seed0"
+    left_behind.mkdir(parents=True)
+    (left_behind / "config.yaml").write_text("task: lift\n")
+    assert main(["run", "lift", "--dataset", "/no/such/file.hdf5", "--quiet"]) != 0
+    assert "file.hdf5" in _error_line(capsys)
+    assert (left_behind / "config.yaml").read_text() == "task: lift\n"
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A mounted 64 KiB tmpfs (root only): mount(options) -> its path; unmounted after the test."""
+    mounted = []
+
+    def mount(options: str) -> Path:
+        point = tmp_path / f"mnt{len(mounted)}"
+        point.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size=64k,{options}", "tmpfs", str(point)],
+            capture_output=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], check=False)
+
+
+def _full(point: Path) -> Path:
+    with open(point / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    return point / "run"
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("file", "it is a file"),
+        ("cannot-create", "No such file or directory"),
+        ("read-only", "Read-only file system"),
+        ("no-space", "No space left on device"),
+    ],
+)
+def test_output_path_failures_are_one_line(tmp_path, demo_file, capsys, tmpfs, where, message):
+    if where == "file":
+        out = tmp_path / "a-file"
+        out.write_text("keep me\n")
+    elif where == "cannot-create":
+        out = Path("/proc/borl-cannot-write/run")
+    elif where == "read-only":
+        out = tmpfs("ro") / "run"
+    else:
+        out = _full(tmpfs("rw"))
+    assert main(["run", "lift", *QUICK, "--dataset", str(demo_file), "--out", str(out)]) != 0
+    assert message in _error_line(capsys)
+    if where == "file":
+        assert out.read_text() == "keep me\n"
+    else:
+        assert not (out / "config.yaml").exists()
+
+
+def test_demos_check_their_output_before_making_any(capsys):
+    assert main(["demos", "lift", "--episodes", "50", "--out", "/proc/borl-no/d.hdf5"]) != 0
+    assert "No such file or directory" in _error_line(capsys)
+
+
+def test_disk_full_midway_is_one_line_and_resumes(tmp_path, demo_file, capsys, tmpfs):
+    """Space runs out after the run directory was checked (episodes are larger than the probe): one
+    line, and once there is room `borl resume` finishes the run."""
+    point = tmpfs("rw")
+    with open(point / "filler", "wb") as f:
+        f.write(b"\0" * 40 * 1024)
+    out = point / "run"
+    assert main(["run", "lift", *QUICK, "--dataset", str(demo_file), "--out", str(out)]) != 0
+    assert "No space left on device" in _error_line(capsys)
+    (point / "filler").unlink()
+    subprocess.run(["mount", "-o", "remount,size=64m", str(point)], check=True)
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert [r["iteration"] for r in read_metrics(out)] == ["0", "1"]
+
+
+def test_corrupt_config_is_one_line_naming_file_and_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("task: lift\nalgo: [recipe\nseed: 1\n")
+    assert main(["resume", str(run)]) != 0
+    line = _error_line(capsys)
+    assert str(run / "config.yaml") in line and "line 3" in line
+
+
+def test_a_larger_dataset_says_how_many_episodes_it_used(tmp_path, demo_file, capsys):
+    out = tmp_path / "run"
+    args = ["run", "lift", *QUICK, "--iterations", "0", "--dataset", str(demo_file), "--out", str(out)]
+    assert main([*args, "--demos", "2"]) == 0
+    said = capsys.readouterr().out
+    assert "using the first 2 of the 3 episodes" in said and "--demos 2" in said
+    assert EpisodeStore(out / "data").indices(0, "demo") == {0, 1}
+
+
+def test_paired_eval_reports_both_and_their_difference(tmp_path, demo_file, capsys):
+    import json
+
+    out = tmp_path / "run"
+    args = ["run", "lift", *QUICK, "--dataset", str(demo_file), "--iterations", "0", "--out", str(out)]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--episodes", "3", "--paired", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["deployed"]["successes"]) == len(result["policy_alone"]["successes"]) == 3
+    deployed, alone = (np.mean(result[m]["successes"]) for m in ("deployed", "policy_alone"))
+    assert result["difference"]["mean"] == pytest.approx(deployed - alone)
+    assert main(["eval", str(out), "--episodes", "2", "--paired"]) == 0
+    assert "(paired s.e.)" in capsys.readouterr().out
+    assert main(["eval", str(out), "--paired", "--no-extraction"]) != 0
+    assert "--paired" in _error_line(capsys)
+    rows = read_metrics(out)
+    assert 0.0 <= float(rows[0]["moved_from_first"]) <= 1.0 and rows[0]["q_spread"] != ""

@@ -63,3 +63,21 @@ def test_low_temperature_approaches_argmax():
         best_of_n(candidates, obs, critic, temperature=1e-6, uniforms=torch.rand(5)),
         best_of_n(candidates, obs, critic),
     )
+
+
+def test_safe_choice_moves_only_where_the_ensemble_agrees():
+    from borl.extraction.implicit import safe_choose
+
+    # Two states, three candidates, two Q networks. State 0: both members rate candidate 2 higher than
+    # candidate 0 by 0.3 and 0.5; state 1: they disagree about it (+0.6, -0.2).
+    members = torch.tensor(
+        [
+            [[0.1, 0.0, 0.4], [0.2, 0.1, 0.8]],
+            [[0.1, 0.0, 0.6], [0.3, 0.2, 0.1]],
+        ]
+    )
+    assert safe_choose(members, k=1.0).tolist() == [2, 0]
+    assert safe_choose(members, k=0.0).tolist() == [2, 2]
+    assert safe_choose(members, k=0.0, margin=0.5).tolist() == [0, 0]
+    with pytest.raises(ValueError, match="at least 2"):
+        safe_choose(members[:1], k=1.0)

@@ -118,3 +118,51 @@ def test_state_dict_round_trip_and_infos():
     assert torch.equal(clone.v(batch["obs"]), critic.v(batch["obs"]))
     clone.to("cpu").update(batch)
     assert critic.q_flops_per_row() > 0
+
+
+def long_chain_batch(length: int) -> dict[str, torch.Tensor]:
+    """One successful episode along a chain of `length` states (reward 1 at its terminal last step),
+    with each transition's discounted return-to-go, as TransitionDataset stores it."""
+    from borl.data.replay import returns_to_go
+
+    states = torch.arange(length)
+    rewards = torch.zeros(length)
+    rewards[-1] = 1.0
+    terminals = rewards.clone()
+    returns = returns_to_go(rewards.numpy(), torch.tensor([length]).numpy(), 0.99)
+    obs = torch.nn.functional.one_hot(states, length + 1).float()
+    next_obs = torch.nn.functional.one_hot(states + 1, length + 1).float()
+    return {
+        "obs": obs,
+        "actions": torch.ones(length, 1),
+        "rewards": rewards,
+        "next_obs": next_obs,
+        "terminals": terminals,
+        "returns": torch.from_numpy(returns),
+    }
+
+
+def test_monte_carlo_lower_bound_carries_value_back_along_a_long_episode():
+    """300 steps from the start to the reward: after 1000 updates TD alone, with Polyak-slowed targets,
+    is still far from the true discounted values along the chain; with the Monte-Carlo bound they fit."""
+    batch = long_chain_batch(300)
+    true = torch.tensor([0.99 ** (299 - t) for t in range(300)])
+    config = IQLConfig(hidden=64, discount=0.99, tau=0.05, lr=1e-3)
+    errors = {}
+    for bound in (False, True):
+        torch.manual_seed(0)
+        critic = IQLCritic(301, 1, dataclasses.replace(config, mc_lower_bound=bound))
+        train(critic, batch, 1000)
+        q = critic.q(batch["obs"], batch["actions"], use_target=False)
+        errors[bound] = float((q - true).abs().mean())
+    assert errors[True] < 0.05
+    assert errors[False] > 3 * errors[True]
+
+
+def test_q_members_are_the_ensemble_whose_min_is_q():
+    torch.manual_seed(0)
+    critic = IQLCritic(GOAL + 1, 1, dataclasses.replace(SMALL, num_critics=3))
+    batch = chain_batch()
+    members = critic.q_members(batch["obs"], batch["actions"])
+    assert members.shape == (3, len(batch["obs"]))
+    assert torch.equal(members.min(dim=0).values, critic.q(batch["obs"], batch["actions"]))

@@ -8,7 +8,7 @@ from test_store import make_episode
 
 from borl.data.episode import Lineage
 from borl.data.normalization import Normalizer
-from borl.data.replay import TransitionDataset
+from borl.data.replay import TransitionDataset, returns_to_go
 
 
 def test_samples_are_the_episodes_transitions(device):
@@ -19,6 +19,7 @@ def test_samples_are_the_episodes_transitions(device):
     data = TransitionDataset(episodes, normalizer, device=device)
     expected = {}
     for e in episodes:
+        returns = returns_to_go(e.rewards, np.array([len(e)]), 0.99)
         for t in range(len(e)):
             key = tuple(np.round(normalizer.normalize_actions(e.actions[t]), 5))
             expected[key] = (
@@ -26,6 +27,7 @@ def test_samples_are_the_episodes_transitions(device):
                 normalizer.normalize_obs(e.observations[t + 1]),
                 e.rewards[t],
                 float(e.terminated and t == len(e) - 1),
+                returns[t],
             )
     assert data.size == len(expected) == sum(len(e) for e in episodes)
     assert data.observations.shape[0] == data.size + len(episodes)
@@ -33,10 +35,11 @@ def test_samples_are_the_episodes_transitions(device):
     assert all(value.device.type == device for value in batch.values())
     batch = {key: value.cpu() for key, value in batch.items()}
     for i in range(200):
-        obs, next_obs, reward, terminal = expected[tuple(np.round(batch["actions"][i].numpy(), 5))]
+        obs, next_obs, reward, terminal, ret = expected[tuple(np.round(batch["actions"][i].numpy(), 5))]
         np.testing.assert_allclose(batch["obs"][i].numpy(), obs, rtol=1e-6)
         np.testing.assert_allclose(batch["next_obs"][i].numpy(), next_obs, rtol=1e-6)
         assert batch["rewards"][i] == reward and batch["terminals"][i] == terminal
+        assert abs(float(batch["returns"][i]) - ret) < 1e-6
 
 
 def test_in_place_normalisation_equals_the_copying_one():
@@ -81,3 +84,9 @@ def test_with_no_successful_episode_observations_come_from_all():
     fitted = Normalizer.fit_episodes(failures)
     observations = np.concatenate([e.observations for e in failures])
     np.testing.assert_allclose(fitted.obs_mean, observations.mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_returns_to_go_per_episode():
+    rewards = np.array([0, 0, 1, 0, 0], dtype=np.float32)
+    returns = returns_to_go(rewards, np.array([3, 2]), 0.9)
+    assert np.allclose(returns, [0.81, 0.9, 1.0, 0.0, 0.0])

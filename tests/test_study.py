@@ -11,7 +11,7 @@ import pytest
 
 from borl import study as studies
 from borl.cli import main
-from borl.eval.stats import bootstrap_ci, mean_and_stderr
+from borl.eval.stats import bootstrap_ci, mean_and_stderr, paired_difference
 from borl.loop import METRIC_COLUMNS
 
 
@@ -49,6 +49,16 @@ def test_bootstrap_ci_of_one_seed_is_the_episode_bootstrap():
     assert all(math.isnan(v) for v in bootstrap_ci([0], [0]))
     with pytest.raises(ValueError):
         bootstrap_ci([11], [10])
+
+
+def test_paired_difference_uses_the_spread_of_the_differences():
+    first = [1, 1, 0, 0, 1, 0]
+    second = [1, 1, 1, 0, 1, 1]
+    mean, stderr = paired_difference(first, second)
+    assert mean == pytest.approx(2 / 6)
+    assert stderr == pytest.approx(math.sqrt((4 * (1 / 3) ** 2 + 2 * (2 / 3) ** 2) / 5 / 6))
+    with pytest.raises(ValueError, match="equal counts"):
+        paired_difference([1], [1, 0])
 
 
 def test_mean_and_stderr_over_seeds():

@@ -163,3 +163,27 @@ def test_a_failure_on_either_training_thread_stops_both(failing):
     with tqdm(disable=True) as bar, pytest.raises(ValueError, match="boom"):
         run_phases(phases, data, 4, threads=2, overlap=True, progress=TrainingProgress(bar))
     assert len(first_calls) < 500 and len(second_calls) < 500
+
+
+def test_the_first_candidate_is_the_policys_own_sample():
+    """Safe selection that never trusts the critic acts exactly as the policy alone does with the same
+    generators, and selection statistics then report no move."""
+    from borl.errors import BorlError
+
+    config = build_config("recipe", True, {**TINY, "extraction": {"safety_k": 1e9}})
+    agent, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False)
+    obs = np.array([[0.0, 0.0], [0.5, -0.5], [-1.0, 1.0]], np.float32)
+
+    def act(extract: bool) -> np.ndarray:
+        return agent.act(obs, [torch.Generator().manual_seed(i) for i in range(3)], extract=extract)
+
+    np.testing.assert_array_equal(act(True), act(False))
+    stats = agent.selection_stats(np.repeat(obs, 20, axis=0), seed=0)
+    assert stats["moved_from_first"] == 0.0 and stats["q_margin"] == 0.0
+    agent.config.extraction.safety_k = None
+    moved = agent.selection_stats(np.repeat(obs, 20, axis=0), seed=0)
+    assert moved["moved_from_first"] > 0.5 and moved["q_margin"] >= 0.0
+    with pytest.raises(BorlError, match="num_critics"):
+        build_config("recipe", True, {"critic": {"num_critics": 1}, "extraction": {"safety_k": 1.0}})
+    with pytest.raises(BorlError, match="temperature"):
+        build_config("recipe", True, {"extraction": {"safety_k": 1.0, "temperature": 0.1}})

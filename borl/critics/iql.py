@@ -21,6 +21,12 @@ class IQLConfig:
 
     q_clip clamps the TD targets to the range that returns can reach: with a sparse success reward
     (1 on the terminal success step, else 0) true Q lies in [0, 1]. None disables the clamp.
+
+    mc_lower_bound raises each TD target to at least the transition's Monte-Carlo return-to-go (the
+    value of what actually followed in its complete episode; Cal-QL's calibration applied to the
+    target): on a successful episode 400 steps long, TD alone needs hundreds of Polyak-slowed
+    backups to carry the reward back to the start, the bound carries it at once, and it never lowers
+    a target (failed episodes' returns are 0).
     """
 
     num_critics: int = 2
@@ -32,6 +38,7 @@ class IQLConfig:
     tau: float = 0.005
     lr: float = 3e-4
     q_clip: tuple[float, float] | None = (0.0, 1.0)
+    mc_lower_bound: bool = False
 
 
 class IQLCritic:
@@ -62,6 +69,8 @@ class IQLCritic:
             target_q = self.target_q_net(obs_act).squeeze(-1).min(dim=0).values
             next_v = self.v_net(batch["next_obs"]).squeeze(-1)
             td_target = batch["rewards"] + cfg.discount * (1.0 - batch["terminals"]) * next_v
+            if cfg.mc_lower_bound:
+                td_target = torch.maximum(td_target, batch["returns"])
             if cfg.q_clip is not None:
                 td_target = td_target.clamp(*cfg.q_clip)
 
@@ -88,6 +97,12 @@ class IQLCritic:
         """Min over the ensemble of Q(obs, actions): (B, obs_dim), (B, act_dim) -> (B,)."""
         net = self.target_q_net if use_target else self.q_net
         return net(torch.cat([obs, actions], dim=-1)).squeeze(-1).min(dim=0).values
+
+    @torch.no_grad()
+    def q_members(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Every target Q network's value: (B, obs_dim), (B, act_dim) -> (num_critics, B); their spread
+        is the ensemble's uncertainty."""
+        return self.target_q_net(torch.cat([obs, actions], dim=-1)).squeeze(-1)
 
     @torch.no_grad()
     def v(self, obs: torch.Tensor) -> torch.Tensor:

@@ -18,9 +18,19 @@ class TransitionDataset:
     and next_obs are gathered from that one array by row index, which halves the memory of storing
     both. terminals marks transitions into a terminal state (success): the critic does not bootstrap
     past them. The last transition of a timed-out episode is not terminal.
+
+    returns holds each transition's discounted return-to-go within its episode (every stored episode
+    is complete): the true value of the behaviour that followed, and with rewards >= 0 a lower bound
+    on the optimal Q even where a time-out cut the episode short.
     """
 
-    def __init__(self, episodes: Sequence[Episode], normalizer: Normalizer, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        episodes: Sequence[Episode],
+        normalizer: Normalizer,
+        device: str = "cpu",
+        discount: float = 0.99,
+    ) -> None:
         if not episodes:
             raise ValueError("no episodes to train on")
         lengths = np.array([len(e) for e in episodes])
@@ -41,6 +51,7 @@ class TransitionDataset:
             "actions": torch.from_numpy(np.clip(normalizer.normalize_actions(actions), -1, 1)),
             "rewards": torch.from_numpy(rewards),
             "terminals": torch.from_numpy(terminals),
+            "returns": torch.from_numpy(returns_to_go(rewards, lengths, discount)),
         }
         self.tensors = {k: v.to(self.device) for k, v in self.tensors.items()}
 
@@ -66,3 +77,16 @@ class TransitionDataset:
         batch["obs"] = self.observations.index_select(0, rows)
         batch["next_obs"] = self.observations.index_select(0, rows + 1)
         return batch
+
+
+def returns_to_go(rewards: np.ndarray, lengths: np.ndarray, discount: float) -> np.ndarray:
+    """Discounted return-to-go G_t = r_t + discount * G_{t+1} of concatenated episodes (float32), each
+    episode's G ending at its own last step."""
+    returns = np.empty(len(rewards), dtype=np.float64)
+    ends = np.cumsum(lengths)
+    for start, end in zip(ends - lengths, ends, strict=True):
+        following = 0.0
+        for t in range(end - 1, start - 1, -1):
+            following = rewards[t] + discount * following
+            returns[t] = following
+    return returns.astype(np.float32)

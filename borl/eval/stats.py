@@ -17,6 +17,15 @@ def success_rate(successes: Sequence[bool]) -> tuple[float, float]:
     return p, math.sqrt(p * (1 - p) / n)
 
 
+def paired_difference(first: Sequence[bool], second: Sequence[bool]) -> tuple[float, float]:
+    """Mean of second - first over paired episodes (the same start states) and its paired standard
+    error, std(second_i - first_i) / sqrt(n); NaN for no pairs, and the error NaN for one pair."""
+    if len(first) != len(second):
+        raise ValueError(f"paired outcomes need equal counts (got {len(first)} and {len(second)})")
+    differences = np.asarray(second, dtype=float) - np.asarray(first, dtype=float)
+    return mean_and_stderr(differences)
+
+
 def mean_and_stderr(values: Sequence[float]) -> tuple[float, float]:
     """Mean of per-seed values and its standard error over seeds (sample std / sqrt(n)).
 

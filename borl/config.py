@@ -28,13 +28,11 @@ class TrainConfig:
     The policy: 3k steps were enough for D0 but not for D0 plus 50 rollouts (8x the transitions):
     on square's iteration-1 data BC on all data reached 8-10% alone at 3k, 26% at 10k; threading
     and Lift were level (docs/results/normalisation). Equal step counts also keep the two busy
-    side by side for the whole of training. 8k of each, not the 10k of those measurements, keeps the
-    default Lift run near 15 minutes on the slower machines of this kind (docs/results/lift_default);
-    `--set train.policy_steps=10000 --set train.critic_steps=10000` restores them.
+    side by side for the whole of training.
     """
 
-    policy_steps: int = 8000
-    critic_steps: int = 8000
+    policy_steps: int = 10000
+    critic_steps: int = 10000
     batch_size: int = 256
     threads: int = 2
     # Train critic and policy side by side on separate threads when independent (borl/train.py).

@@ -289,7 +289,7 @@ class Run:
         _write_atomic(self.metrics_file(iteration), json.dumps(row))
         self._write_summaries()
 
-    def _selection_stats(self, iteration: int, evals: list[Episode]) -> dict[str, float]:
+    def _selection_stats(self, iteration: int, evals: list[Episode]) -> dict[str, float | str]:
         """On up to SELECTION_STATES states the deployed agent visited: how often implicit extraction
         acts with another candidate than the policy's first sample, by what min-Q margin, and the
         spread of the candidates' Q (empty values when the agent does not extract)."""

@@ -29,4 +29,4 @@ def ensure_writable_file(path: Path, what: str) -> None:
     """The folder of `path` can be written and `path` is not a directory; raises one BorlError if not."""
     if path.is_dir():
         raise BorlError(f"cannot write {what} {path}: it is a directory")
-    ensure_writable_directory(path.parent if str(path.parent) else Path("."), f"the folder of {what}")
+    ensure_writable_directory(path.parent, f"the folder of {what}")

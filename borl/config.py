@@ -142,6 +142,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "recipe": _axes("diffusion", "value", "implicit"),
     "il": _axes("diffusion", "il", "none"),
     "filtered-il": _axes("diffusion", "filtered_il", "none"),
+    "filtered-recipe": _axes("diffusion", "filtered_value", "implicit"),
     "awr": _axes("diffusion", "value", "awr"),
     "gaussian-awr": _axes("gaussian", "value", "awr"),
     "gaussian-implicit": _axes("gaussian", "value", "implicit"),

@@ -174,7 +174,9 @@ def train_agent(
     if frozen is None:
         mask = policy_episode_mask(config.algorithm, episodes)
         if not mask.any():
-            raise BorlError("no successful episode to imitate (filtered IL needs at least one)")
+            raise BorlError(
+                f"no successful episode to imitate ({config.algorithm} imitates successful ones only)"
+            )
         indices = None if mask.all() else data.subset(mask)
         update = agent.policy.update
         if config.extraction.kind == "awr":

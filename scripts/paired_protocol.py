@@ -10,6 +10,7 @@ OUT/README.md holds the tables.
 
 Usage: python scripts/paired_protocol.py SOURCE_RUN --out OUT [--iteration 1] [--choose-episodes 100]
        [--report-episodes 200] [--choose-seed 1000] [--report-seed 2000]
+       (--choose-episodes 0: options fixed in advance, all reported, none chosen)
        [--critics iql,mc] [--selections argmax,safe1]
 """
 
@@ -23,11 +24,14 @@ from pathlib import Path
 
 from borl.eval.stats import paired_difference
 
-# Critic options: `--set` assignments for `borl retrain`.
+# Training options (critic objective, and which episodes the policy imitates): `--set` assignments
+# for `borl retrain`. The "f" options train the policy on successful episodes only (filtered_value).
 CRITICS = {
     "iql": [],
     "mc": ["critic.mc_lower_bound=true"],
     "mc5": ["critic.mc_lower_bound=true", "critic.num_critics=5"],
+    "iqlf": ["algorithm=filtered_value"],
+    "mc5f": ["algorithm=filtered_value", "critic.mc_lower_bound=true", "critic.num_critics=5"],
 }
 # Selection options: `--set` assignments for `borl eval` (extraction only); "alone" is the policy alone.
 SELECTIONS = {
@@ -150,9 +154,22 @@ def main() -> None:
         return {key: successes(runs[key[0]], args.iteration, args.out, key, episodes, seed) for key in keys}
 
     grid = [(c, s) for c in critics for s in ["alone", *selections]]
-    choosing = measure(grid, args.choose_episodes, args.choose_seed)
-    best = max((k for k in grid if k[1] != "alone"), key=lambda k: sum(choosing[k]))
-    reported = sorted({BASELINE, best, (BASELINE[0], "alone"), (best[0], "alone")}, key=grid.index)
+    choosing_lines = []
+    if args.choose_episodes > 0:
+        choosing = measure(grid, args.choose_episodes, args.choose_seed)
+        best = max((k for k in grid if k[1] != "alone"), key=lambda k: sum(choosing[k]))
+        reported = sorted({BASELINE, best, (BASELINE[0], "alone"), (best[0], "alone")}, key=grid.index)
+        choosing_lines = [
+            f"## Choosing: {args.choose_episodes} start states (eval seed {args.choose_seed})",
+            "",
+            *table(choosing),
+            "",
+            f"Chosen by deployed success: {best[0]} / {best[1]}.",
+            "",
+        ]
+    else:
+        # Nothing is chosen: every option, fixed in advance, is reported.
+        reported = grid
     reporting = measure(reported, args.report_episodes, args.report_seed)
     command = " ".join(sys.argv[1:])
     lines = [
@@ -162,12 +179,7 @@ def main() -> None:
         "",
         "Differences are in points, with their paired standard error (the same start states).",
         "",
-        f"## Choosing: {args.choose_episodes} start states (eval seed {args.choose_seed})",
-        "",
-        *table(choosing),
-        "",
-        f"Chosen by deployed success: {best[0]} / {best[1]}.",
-        "",
+        *choosing_lines,
         f"## Reporting: {args.report_episodes} other start states (eval seed {args.report_seed})",
         "",
         *table(reporting),

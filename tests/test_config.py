@@ -19,6 +19,7 @@ def test_presets_set_the_axes():
         ("recipe", ("diffusion", "value", "implicit")),
         ("il", ("diffusion", "il", "none")),
         ("filtered-il", ("diffusion", "filtered_il", "none")),
+        ("filtered-recipe", ("diffusion", "filtered_value", "implicit")),
         ("awr", ("diffusion", "value", "awr")),
         ("gaussian-awr", ("gaussian", "value", "awr")),
         ("gaussian-implicit", ("gaussian", "value", "implicit")),

@@ -51,16 +51,20 @@ def test_filtered_il_imitates_only_successful_episodes_and_demos():
     episodes = [*mixed_episodes(), episode(0.8, False, "demo", index=9)]
     mask = policy_episode_mask("filtered_il", episodes)
     assert mask.tolist() == [True, True, True, False, False, False, False, True]
-    assert policy_episode_mask("il", episodes).all()
+    assert policy_episode_mask("filtered_value", episodes).tolist() == mask.tolist()
+    assert policy_episode_mask("il", episodes).all() and policy_episode_mask("value", episodes).all()
     data = TransitionDataset(episodes, Normalizer.fit(np.zeros((2, 2)), np.array([[-0.8], [0.8]])))
     picked = data.tensors["actions"][data.subset(mask)]
     assert len(picked) == 40 and torch.all(picked == 1.0)
 
 
-@pytest.mark.parametrize(("algo", "expected"), [("filtered-il", 1.0), ("il", -0.14)])
+@pytest.mark.parametrize(
+    ("algo", "expected"), [("filtered-il", 1.0), ("filtered-recipe", 1.0), ("il", -0.14), ("recipe", -0.14)]
+)
 def test_trained_policy_follows_its_training_set(algo, expected, device):
     config = build_config(algo, True, {"policy_class": "gaussian", "device": device, **TINY})
     agent, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False)
+    assert (agent.critic is not None) == algo.endswith("recipe")
     mean, _ = agent.policy.distribution(torch.zeros(64, 2, device=device))
     # Normalised actions: +0.8 is 1.0; il's data hold 3 of +1 and 4 of -1, mean -1/7.
     assert abs(mean.mean().item() - expected) < 0.15

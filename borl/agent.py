@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from borl.config import ExtractionConfig, RunConfig
+from borl.config import ExtractionConfig, RunConfig, merge
 from borl.critics.iql import IQLCritic
 from borl.data.normalization import Normalizer
 from borl.errors import BorlError
@@ -103,7 +104,12 @@ class Agent:
         if self.critic is not None:
             state["critic"] = self.critic.state_dict()
         torch.save(state, tmp / "weights.pt")
-        meta = {"obs_dim": self.obs_dim, "act_dim": self.act_dim, "normalizer": self.normalizer.state_dict()}
+        meta = {
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "task": self.config.task,
+            "normalizer": self.normalizer.state_dict(),
+        }
         (tmp / "agent.json").write_text(json.dumps(meta))
         (tmp / "config.json").write_text(json.dumps(asdict(self.config)))
         for path in tmp.iterdir():
@@ -114,12 +120,26 @@ class Agent:
         os.replace(tmp, directory)
 
     @classmethod
-    def load(cls, directory: Path, config: RunConfig, device: str = "cpu") -> Agent:
+    def load(
+        cls,
+        directory: Path,
+        config: RunConfig | None = None,
+        device: str = "cpu",
+        extraction: ExtractionConfig | None = None,
+    ) -> Agent:
+        """The agent saved in `directory`. The checkpoint holds everything needed to rebuild it (its
+        run's config, sizes, normaliser and weights); `config` replaces the saved config (a run
+        evaluating under other settings) and `extraction` replaces only how it acts."""
         try:
             meta = json.loads((directory / "agent.json").read_text())
+            saved = json.loads((directory / "config.json").read_text()) if config is None else None
             state = torch.load(directory / "weights.pt", map_location=device, weights_only=True)
         except (OSError, ValueError, RuntimeError) as error:
             raise BorlError(f"cannot load checkpoint {directory}: {error}") from None
+        if config is None:
+            config = merge(RunConfig(), saved)
+        if extraction is not None:
+            config = replace(config, extraction=extraction)
         agent = cls(
             config,
             meta["obs_dim"],
@@ -131,3 +151,13 @@ class Agent:
         if agent.critic is not None:
             agent.critic.load_state_dict(state["critic"])
         return agent
+
+
+def checkpoint_id(directory: Path) -> str:
+    """A short content hash of a checkpoint's weights: what recordings name as the agent that acted,
+    so that ingestion can tell this run's checkpoints from any other's."""
+    digest = hashlib.sha256()
+    with open(directory / "weights.pt", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]

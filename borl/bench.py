@@ -3,8 +3,13 @@ matrix-multiply roofline, and collection speed against the simulator-plus-policy
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -330,3 +335,73 @@ def bench_memory(transitions: int, directory: Path, episode_length: int = 400, b
         "peak_rss_after_sampling_mb": peak_rss_mb(),
         "sample_ms": seconds * 1e3,
     }
+
+
+def _latency_ms(url: str, obs: np.ndarray, actions: int, seed: int, start: threading.Barrier) -> list[float]:
+    """One client: an episode's reset, then `actions` round trips, each timed."""
+    from borl.robot.client import PolicyClient
+
+    client = PolicyClient(url)
+    try:
+        client.start_episode(seed)
+        client.act(obs)  # the first action warms the connection and the server's thread
+        start.wait()
+        times = []
+        for _ in range(actions):
+            began = time.perf_counter()
+            client.act(obs)
+            times.append((time.perf_counter() - began) * 1e3)
+        return times
+    finally:
+        client.close()
+
+
+def bench_serve(
+    config: RunConfig, directory: Path, clients: list[int], actions: int, threads: int, max_batch: int = 8
+) -> dict:
+    """Round-trip time per action through `borl serve` on localhost (a real server process): p50 and
+    p99 for each number of clients acting at once, and the server's actions/s, against the 50 ms
+    period of a 20 Hz control loop; with the server acting one request at a time (max_batch 1) and
+    batching the clients waiting (max_batch)."""
+    from borl.envs.registry import get_task
+
+    spec = get_task(config.task).spec
+    checkpoint = directory / "iter_000"
+    synthetic_agent(config, spec.obs_dim, spec.act_dim).save(checkpoint)
+    obs = np.random.default_rng(0).standard_normal(spec.obs_dim).astype(np.float32)
+    result: dict = {
+        "candidates": config.extraction.candidates,
+        "server_threads": threads,
+        "control_period_ms": 1000 / 20,
+    }
+    for batch in sorted({1, max_batch}):
+        with _server(checkpoint, threads, batch) as url:
+            for count in clients:
+                barrier = threading.Barrier(count)
+                with ThreadPoolExecutor(max_workers=count) as pool:
+                    began = time.perf_counter()
+                    futures = [pool.submit(_latency_ms, url, obs, actions, i, barrier) for i in range(count)]
+                    times = np.concatenate([f.result() for f in futures])
+                    seconds = time.perf_counter() - began
+                key = f"batch{batch}_clients{count}"
+                result[f"{key}_p50_ms"] = float(np.percentile(times, 50))
+                result[f"{key}_p99_ms"] = float(np.percentile(times, 99))
+                result[f"{key}_within_period"] = float(np.mean(times <= result["control_period_ms"]))
+                result[f"{key}_actions_per_s"] = count * actions / seconds
+    return result
+
+
+@contextmanager
+def _server(checkpoint: Path, threads: int, max_batch: int) -> Iterator[str]:
+    """`borl serve CHECKPOINT` in its own process on a free port; yields its address."""
+    command = [sys.executable, "-m", "borl", "serve", str(checkpoint), "--port", "0"]
+    command += ["--threads", str(threads), "--max-batch", str(max_batch)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = server.stdout.readline()
+        if " on ws://" not in line:
+            raise RuntimeError(f"the server did not start: {line!r}")
+        yield line.split(" on ")[1].split()[0]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -56,14 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--algo",
         default="recipe",
-        help="preset: recipe, il, filtered-il, awr, gaussian-awr, gaussian-implicit, steering",
+        help="preset: recipe, il, filtered-il, filtered-recipe, awr, gaussian-awr, gaussian-implicit, "
+        "steering",
     )
     axes = run.add_argument_group("the study's axes (each overrides the preset's)")
     axes.add_argument("--policy-class", help="diffusion or gaussian")
     axes.add_argument(
         "--algorithm",
-        help="value (BC + IQL critic), il, filtered_il (successful episodes only) "
-        "or steering (policy frozen after D0, critic retrained)",
+        help="value (BC + IQL critic), filtered_value (BC on successful episodes + critic), il, "
+        "filtered_il (successful episodes only) or steering (policy frozen after D0, critic retrained)",
     )
     axes.add_argument("--extraction", help="implicit (best-of-N by Q), awr (Q-weighted BC) or none")
     run.add_argument(
@@ -149,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     bench = sub.add_parser("bench", help="throughput against this machine's limit; memory of a large store")
-    bench.add_argument("what", choices=["train", "sample", "rollout", "memory"])
+    bench.add_argument("what", choices=["train", "sample", "rollout", "memory", "serve"])
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--threads", type=_count(1), help="torch threads (train: 2, sample: 1)")
     bench.add_argument("--envs", type=_count(1), default=8, help="sample: environments in the batch")
@@ -163,6 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--transitions", type=_count(1), default=1_000_000, help="memory: transitions in the store"
     )
+    bench.add_argument("--clients", help="serve: numbers of clients acting at once, e.g. 1,4 (default)")
+    bench.add_argument("--actions", type=_count(1), default=200, help="serve: timed actions per client")
     bench.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides, as for run"
     )
@@ -189,7 +192,66 @@ def _parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="redraw the figures of run or study directories")
     plot.add_argument("dirs", type=Path, nargs="+")
+    _robot_commands(sub)
     return parser
+
+
+def _robot_commands(sub: argparse._SubParsersAction) -> None:
+    """The loop without a simulator (docs/robot.md): train, serve, drive, ingest."""
+    train = sub.add_parser("train", help="train a run's next iteration on all its data (no simulator)")
+    train.add_argument("dir", type=Path)
+    train.add_argument("--task", help="a new run's task (its observation keys and action size)")
+    train.add_argument("--dataset", help="a new run's demonstrations (robomimic HDF5)")
+    train.add_argument("--demos", type=_count(1), help="a new run's D0 size (default: every episode)")
+    train.add_argument("--algo", default="recipe", help="a new run's preset (default: recipe)")
+    train.add_argument("--quick", action="store_true", help="a new run with the smallest settings")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a new run's config")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    serve = sub.add_parser("serve", help="serve a run's agent to robots over a websocket")
+    serve.add_argument("dir", type=Path, help="a run directory or a checkpoint directory")
+    serve.add_argument("--iteration", type=_count(0), help="serve this iteration (default: the latest)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
+    serve.add_argument("--port", type=_count(0), default=8765, help="port (0: any free one)")
+    serve.add_argument("--token", help="shared token clients must send (default: $BORL_SERVE_TOKEN)")
+    serve.add_argument("--max-clients", type=_count(1), default=8)
+    serve.add_argument("--max-message-bytes", type=_count(1024), default=1 << 20)
+    serve.add_argument(
+        "--ou-sigma", type=_nonnegative_float, help="OU noise while acting (default: the run's)"
+    )
+    serve.add_argument("--threads", type=_count(1), default=1, help="torch threads for acting")
+    serve.add_argument(
+        "--max-batch",
+        type=_count(1),
+        default=8,
+        help="clients waiting that act in one batch (1: one at a time)",
+    )
+    serve.add_argument(
+        "--follow",
+        action="store_true",
+        help="serve a newer iteration as soon as it is trained (never mid-episode)",
+    )
+
+    drive = sub.add_parser("drive", help="run a robot's control loop against the agent, recording episodes")
+    drive.add_argument("dir", type=Path, nargs="?", help="a run to act in-process (or use --server)")
+    drive.add_argument("--robot", required=True, help="the robot, e.g. sim:lift")
+    drive.add_argument("--episodes", type=_count(1), required=True)
+    drive.add_argument("--out", type=Path, required=True, help="the recording (robomimic HDF5; appended to)")
+    drive.add_argument("--server", help="a policy server, e.g. ws://127.0.0.1:8765")
+    drive.add_argument("--token", help="the server's token (default: $BORL_SERVE_TOKEN)")
+    drive.add_argument("--iteration", type=_count(0), help="in-process: this iteration (default: the latest)")
+    drive.add_argument(
+        "--rate", type=_nonnegative_float, help="control rate in Hz (default: the robot's; 0: no wait)"
+    )
+    drive.add_argument("--seed", type=int, default=0, help="the episodes' seeds start here")
+    drive.add_argument("--horizon", type=_count(1), help="episode length limit (default: the robot's)")
+
+    ingest = sub.add_parser("ingest", help="check recordings and add them as a run's next iteration")
+    ingest.add_argument("dir", type=Path)
+    ingest.add_argument("files", type=Path, nargs="+")
+    ingest.add_argument(
+        "--source", choices=["robot", "demo"], default="robot", help="demo: new teleoperated demonstrations"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

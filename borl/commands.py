@@ -359,6 +359,10 @@ def bench(args: argparse.Namespace) -> int:
         result = benchmarks.bench_train(config, threads=args.threads or 2)
     elif args.what == "sample":
         result = benchmarks.bench_sample(config, envs=args.envs, threads=args.threads or 1)
+    elif args.what == "serve":
+        with tempfile.TemporaryDirectory() as tmp:
+            clients = [int(c) for c in args.clients.split(",")] if args.clients else [1, 4]
+            result = benchmarks.bench_serve(config, Path(tmp), clients, args.actions, args.threads or 1)
     elif args.what == "memory":
         with tempfile.TemporaryDirectory() as tmp:
             result = benchmarks.bench_memory(args.transitions, Path(tmp))
@@ -387,4 +391,102 @@ def bench(args: argparse.Namespace) -> int:
         else:
             table.add_row(key, f"{value:.3g}" if isinstance(value, float) else str(value))
     console.print(table)
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    from borl.loop import Run
+    from borl.robot.ingest import train_next
+
+    if (args.dir / "config.yaml").exists():
+        if args.task or args.dataset:
+            raise BorlError(
+                f"{args.dir} already holds a run: `borl train {args.dir}` trains its next iteration"
+            )
+        run = Run.open(args.dir)
+    else:
+        if not (args.task and args.dataset):
+            raise BorlError(f"{args.dir} holds no run: start one with --task TASK --dataset DEMOS.hdf5")
+        flags = {"task": args.task, "dataset": str(Path(args.dataset).resolve()), "demos": args.demos}
+        config = build_config(args.algo, args.quick, flags, {"iterations": 0}, parse_assignments(args.set))
+        _check_task_and_device(config)
+        run = Run.create(args.dir, config)
+    row = train_next(run, progress=not args.quiet)
+    console.print(
+        f"iteration {row['iteration']} trained on {row['transitions']} transitions in "
+        f"{row['train_seconds']:.0f} s: {args.dir / 'checkpoints' / row['checkpoint']} "
+        f"(serve it: `borl serve {args.dir}`)"
+    )
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import os
+
+    from borl.robot.policy import AgentSource
+    from borl.robot.server import PolicyServer, ServerSettings
+
+    token = args.token or os.environ.get("BORL_SERVE_TOKEN")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        console.print(
+            f"[yellow]serving on {args.host} without a token: anyone who can reach it can act[/yellow]"
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    settings = ServerSettings(
+        host=args.host,
+        port=args.port,
+        token=token,
+        max_clients=args.max_clients,
+        max_message_bytes=args.max_message_bytes,
+        ou_sigma=args.ou_sigma,
+        threads=args.threads,
+        follow=args.follow,
+        max_batch=args.max_batch,
+    )
+    server = PolicyServer(AgentSource(args.dir, args.iteration), settings)
+    asyncio.run(server.serve())
+    return 0
+
+
+def drive(args: argparse.Namespace) -> int:
+    import os
+
+    from borl.robot.client import LocalPolicy, PolicyClient
+    from borl.robot.drive import drive as drive_loop
+    from borl.robot.recorder import EpisodeRecorder
+    from borl.robot.sim import make_robot
+
+    if args.server is None and args.dir is None:
+        raise BorlError("drive needs a run directory (to act in-process) or --server ws://HOST:PORT")
+    robot = make_robot(args.robot, seed=args.seed, horizon=args.horizon)
+    token = args.token or os.environ.get("BORL_SERVE_TOKEN")
+    policy = PolicyClient(args.server, token) if args.server else LocalPolicy(args.dir, args.iteration)
+    spec = policy.describe()
+    recorder = EpisodeRecorder(args.out, spec["task"], robot.spec.name)
+
+    def on_episode(index: int, success: bool, steps: int) -> None:
+        console.print(
+            f"episode {index + 1}/{args.episodes}: {'success' if success else 'failure'} in {steps} steps"
+        )
+
+    try:
+        report = drive_loop(robot, policy, args.episodes, recorder, args.rate, args.seed, on_episode)
+    finally:
+        policy.close()
+    console.print(f"{report.summary()}; recorded in [bold]{args.out}[/bold]")
+    return 0
+
+
+def ingest(args: argparse.Namespace) -> int:
+    from borl.loop import Run
+    from borl.robot.ingest import ingest as ingest_files
+
+    run = Run.open(args.dir)
+    report = ingest_files(run, args.files, args.source)
+    console.print(
+        f"iteration {report.iteration}: {report.added} episodes added ({report.successes} successful), "
+        f"{report.skipped} already in the run; train it with `borl train {args.dir}`"
+    )
     return 0

@@ -186,7 +186,7 @@ class Run:
                 store.append(replace(episode, lineage=lineage))
         _write_atomic(self.directory / "data" / "iter_000" / "COMPLETE", f"{len(demos)}\n")
 
-    def _ensure_demos(self, progress: bool) -> None:
+    def ensure_demos(self, progress: bool) -> None:
         if (self.directory / "data" / "iter_000" / "COMPLETE").exists():
             return
         config = self.config
@@ -220,7 +220,7 @@ class Run:
         todo = [i for i in range(self.config.iterations + 1) if i not in done]
         if todo:
             with ray_session(self.config):
-                self._ensure_demos(progress)
+                self.ensure_demos(progress)
                 with open_collector(self.config) as collector:
                     for iteration in todo:
                         self._iteration(iteration, collector, progress)
@@ -230,7 +230,6 @@ class Run:
         return self.metrics()
 
     def _iteration(self, iteration: int, collector: AnyCollector, progress: bool) -> None:
-        config = self.config
         timing_file = self.directory / "metrics" / f".{checkpoint_name(iteration)}.timing.json"
         timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
         timing_file.parent.mkdir(parents=True, exist_ok=True)
@@ -244,23 +243,7 @@ class Run:
             self._collect(iteration, collector, progress)
             record("collect_seconds", time.perf_counter() - start)
         if not self.checkpoint(iteration).exists():
-            episodes = self.data.load(source=None)
-            episodes = [e for e in episodes if e.lineage.iteration <= iteration]
-            source = policy_iteration(config.algorithm, iteration)
-            frozen = (
-                None if source == iteration else Agent.load(self.checkpoint(source), config, config.device)
-            )
-            agent, info = train_agent(
-                config,
-                episodes,
-                self.task.spec.obs_dim,
-                self.task.spec.act_dim,
-                seed=episode_seed(config.seed, "train", iteration, 0),
-                frozen=frozen,
-                description=f"iter {iteration} train",
-                progress=progress,
-            )
-            agent.save(self.checkpoint(iteration))
+            info = self.train(iteration, progress)
             record("train_seconds", info["train_seconds"])
             timing["transitions"] = info["transitions"]
             _write_atomic(timing_file, json.dumps(timing))
@@ -286,8 +269,33 @@ class Run:
             "eval_seconds": round(timing.get("eval_seconds", 0.0), 2),
             **self._selection_stats(iteration, evals["eval"]),
         }
+        self.record_metrics(iteration, row)
+
+    def record_metrics(self, iteration: int, row: dict) -> None:
+        """Finish an iteration: its metrics file (the mark that it is done), metrics.csv and the plot."""
+        self.metrics_file(iteration).parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(self.metrics_file(iteration), json.dumps(row))
         self._write_summaries()
+
+    def train(self, iteration: int, progress: bool) -> dict[str, float]:
+        """Train iteration `iteration`'s agent on every episode up to it and save its checkpoint;
+        returns the final losses and timing."""
+        config = self.config
+        episodes = [e for e in self.data.load(source=None) if e.lineage.iteration <= iteration]
+        source = policy_iteration(config.algorithm, iteration)
+        frozen = None if source == iteration else Agent.load(self.checkpoint(source), config, config.device)
+        agent, info = train_agent(
+            config,
+            episodes,
+            self.task.spec.obs_dim,
+            self.task.spec.act_dim,
+            seed=episode_seed(config.seed, "train", iteration, 0),
+            frozen=frozen,
+            description=f"iter {iteration} train",
+            progress=progress,
+        )
+        agent.save(self.checkpoint(iteration))
+        return info
 
     def _selection_stats(self, iteration: int, evals: list[Episode]) -> dict[str, float | str]:
         """On up to SELECTION_STATES states the deployed agent visited: how often implicit extraction

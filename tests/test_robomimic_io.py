@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from borl.data.episode import Episode, Lineage
-from borl.data.robomimic import read_robomimic, write_robomimic
+from borl.data.robomimic import append_robomimic, demo_attributes, read_robomimic, write_robomimic
 from borl.envs import get_task
 from borl.errors import BorlError
 
@@ -267,3 +267,27 @@ def test_write_creates_the_folder(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "demos.hdf5"
     write_robomimic(path, [_episode(2, 0)], SPEC, env_args=ENV_ARGS)
     assert len(read_robomimic(path, SPEC)) == 1
+
+
+@pytest.mark.parametrize("attribute", ["not json", json.dumps({"lineage": {}, "terminated": True})])
+def test_malformed_borl_attribute(written: Path, attribute: str) -> None:
+    _edit(written, lambda f: f["data/demo_1"].attrs.__setitem__("borl", attribute))
+    with pytest.raises(BorlError, match=r"demo_1: its 'borl' attribute is malformed"):
+        read_robomimic(written, SPEC)
+
+
+def test_append_adds_one_demo_at_a_time_and_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "recording.hdf5"
+    episodes = [_episode(5, 0), _episode(3, 1, success=False)]
+    for index, episode in enumerate(episodes):
+        stamps = np.arange(len(episode) + 1, dtype=np.float64)
+        extra = {"recording": {"robot": "arm"}}
+        assert append_robomimic(path, episode, SPEC, ENV_ARGS, extra, {"timestamps": stamps}) == index
+    assert [p.name for p in tmp_path.iterdir()] == ["recording.hdf5"]
+    back = read_robomimic(path, SPEC)
+    for a, b in zip(episodes, back, strict=True):
+        np.testing.assert_array_equal(a.observations, b.observations)
+        assert (a.lineage, a.success) == (b.lineage, b.success)
+    assert [a["recording"] for a in demo_attributes(path)] == [{"robot": "arm"}] * 2
+    with h5py.File(path) as f:
+        assert f["data"].attrs["total"] == 8 and list(f["mask/train"][()]) == [b"demo_0", b"demo_1"]

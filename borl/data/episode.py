@@ -17,6 +17,8 @@ class Lineage:
     checkpoint: the checkpoint that acted, e.g. "iter_2"; None for demonstrations.
     seed: the seed that made the episode (environment reset and action sampling).
     noise: the OU noise sigma used while acting (0.0 for none).
+    recording: for an episode recorded on a robot, its recording's unique id (what makes ingesting the
+    same recording twice add nothing); None otherwise.
     """
 
     source: str
@@ -25,6 +27,7 @@ class Lineage:
     checkpoint: str | None = None
     seed: int | None = None
     noise: float = 0.0
+    recording: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

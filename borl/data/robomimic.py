@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import uuid
 from importlib.metadata import version
 from pathlib import Path
@@ -81,11 +82,82 @@ def write_robomimic(
         raise
 
 
-def _write_demo(group: h5py.Group, episode: Episode, spec: TaskSpec) -> None:
+def append_robomimic(
+    path: str | os.PathLike,
+    episode: Episode,
+    spec: TaskSpec,
+    env_args: dict,
+    extra: dict | None = None,
+    datasets: dict[str, np.ndarray] | None = None,
+) -> int:
+    """Add one episode as the next data/demo_i of a robomimic file (created if absent), crash-safely:
+    the file is copied, appended to, fsynced and renamed over the old one, so a kill at any moment
+    leaves either the old file or the new one. `extra` joins the demo's "borl" attribute and
+    `datasets` are stored beside its actions (e.g. timestamps). Returns i."""
+    path = Path(path)
+    _check_episode_sizes(episode, spec, "episode")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        if path.exists():
+            shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "a") as f:
+            data = f.require_group("data")
+            if "env_args" not in data.attrs:
+                data.attrs["env_args"] = json.dumps(env_args, indent=4)
+            index = sum(1 for n in data if _DEMO_NAME.fullmatch(n))
+            group = data.create_group(f"demo_{index}")
+            _write_demo(group, episode, spec, extra)
+            for name, values in (datasets or {}).items():
+                group.create_dataset(name, data=values)
+            data.attrs["total"] = int(data.attrs.get("total", 0)) + len(episode)
+            names = np.array([f"demo_{i}" for i in range(index + 1)], dtype="S")
+            if "mask/train" in f:
+                del f["mask/train"]
+            f.create_dataset("mask/train", data=names)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return index
+
+
+def demo_attributes(path: str | os.PathLike) -> list[dict]:
+    """Each data/demo_i's "borl" attribute (empty for demos without one, or with one that is not a JSON
+    map), in numeric demo order; no demos for a file without a data group."""
+    with h5py.File(path, "r") as f:
+        data = f.get("data")
+        if not isinstance(data, h5py.Group):
+            return []
+        names = sorted((n for n in data if _DEMO_NAME.fullmatch(n)), key=lambda n: int(n[5:]))
+        return [_attribute(data[n]) for n in names]
+
+
+def _attribute(group: h5py.Group) -> dict:
+    try:
+        meta = json.loads(group.attrs[_BORL_ATTR]) if _BORL_ATTR in group.attrs else {}
+    except (json.JSONDecodeError, TypeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _write_demo(group: h5py.Group, episode: Episode, spec: TaskSpec, extra: dict | None = None) -> None:
     t = len(episode)
     group.attrs["num_samples"] = t
     group.attrs[_BORL_ATTR] = json.dumps(
-        {"lineage": episode.lineage.to_dict(), "terminated": episode.terminated, "success": episode.success}
+        {
+            "lineage": episode.lineage.to_dict(),
+            "terminated": episode.terminated,
+            "success": episode.success,
+            **(extra or {}),
+        }
     )
     if episode.states is not None:
         group.create_dataset("states", data=episode.states)
@@ -216,9 +288,12 @@ def _read_demo(group: h5py.Group, spec: TaskSpec, where: str, index: int, replay
         raise BorlError(f"{where}: no observations (obs/) and no states to regenerate them from")
 
     if _BORL_ATTR in group.attrs:
-        meta = json.loads(group.attrs[_BORL_ATTR])
-        t, terminated, success = n, bool(meta["terminated"]), bool(meta["success"])
-        lineage = Lineage(**meta["lineage"])
+        try:
+            meta = json.loads(group.attrs[_BORL_ATTR])
+            t, terminated, success = n, bool(meta["terminated"]), bool(meta["success"])
+            lineage = Lineage(**meta["lineage"])
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise BorlError(f"{where}: its '{_BORL_ATTR}' attribute is malformed ({error!r})") from None
     else:
         reached = np.flatnonzero(rewards >= 1.0)
         success = terminated = len(reached) > 0

@@ -42,7 +42,8 @@ def plot_success(rows: list[dict], path: Path, title: str = "") -> Path:
     ax.set_ylim(-0.02, 1.02)
     ax.set_xticks(iterations)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

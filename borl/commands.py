@@ -434,6 +434,7 @@ def serve(args: argparse.Namespace) -> int:
             f"[yellow]serving on {args.host} without a token: anyone who can reach it can act[/yellow]"
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)  # not every health check and handshake
     settings = ServerSettings(
         host=args.host,
         port=args.port,

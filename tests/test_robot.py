@@ -208,6 +208,7 @@ def test_token_limit_and_health(server):
 def test_the_loop_without_a_simulator(robot_run, tmp_path, capsys):
     """D0, serve, drive the sim robot, ingest, train, serve the new iteration, drive again."""
     served = Server(robot_run, "--token", TOKEN)
+    following = Server(robot_run, "--follow")
     try:
         first = tmp_path / "first.hdf5"
         url = ["--server", served.url, "--token", TOKEN]
@@ -241,8 +242,17 @@ def test_the_loop_without_a_simulator(robot_run, tmp_path, capsys):
         ]
         assert [row["iteration"] for row in run.metrics()] == [0, 1]
         assert run.metrics()[1]["rollouts"] == 3
+
+        with following.connect(token=None) as connection:  # --follow: no signal needed
+            assert ask(connection, pack({"type": "reset"}))["iteration"] == 1
+            assert main(["train", str(robot_run), "--quiet"]) == 0
+            act = pack({"type": "act", "obs": np.zeros(LIFT.obs_dim, np.float32)})
+            assert ask(connection, act)["iteration"] == 1  # the episode in progress keeps its agent
+            assert following.health()["iteration"] == 1
+            assert ask(connection, pack({"type": "reset"}))["iteration"] == 2
     finally:
         served.stop()
+        following.stop()
 
 
 def _copy_with(source: Path, target: Path, edit) -> Path:

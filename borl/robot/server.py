@@ -192,7 +192,13 @@ class PolicyServer:
             self.actions += 1
             compute_ms = (time.perf_counter() - start) * 1000
             return pack(
-                {"type": "action", "action": action, "step": episode.steps, "compute_ms": compute_ms}
+                {
+                    "type": "action",
+                    "action": action,
+                    "step": episode.steps,
+                    "iteration": episode.served.iteration,
+                    "compute_ms": compute_ms,
+                }
             ), episode
         raise ProtocolError(f'unknown message type "{kind}" (known: reset, act)')
 

@@ -340,3 +340,12 @@ def test_episodes_acting_in_one_batch_act_as_each_would_alone(robot_run):
         batched = act_together(together, obs)
         single = [episode.act(o) for episode, o in zip(alone, obs, strict=True)]
         np.testing.assert_allclose(np.stack(batched), np.stack(single), atol=1e-5)
+
+
+def test_drive_keeps_the_control_rate(robot_run, tmp_path):
+    out = tmp_path / "paced.hdf5"
+    drive = ["drive", str(robot_run), "--robot", "sim:lift", "--rate", "20", "--horizon", "12"]
+    assert main([*drive, "--episodes", "1", "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        periods = np.diff(f["data/demo_0/timestamps"][()])
+    assert len(periods) == 12 and 0.045 <= np.median(periods) <= 0.1, periods

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from borl.config import ExtractionConfig, RunConfig, merge
-from borl.critics.iql import IQLCritic
+from borl.critics import CRITICS
 from borl.data.normalization import Normalizer
 from borl.errors import BorlError
 from borl.extraction.implicit import best_of_n, choose_index, selection_stats
@@ -44,9 +44,8 @@ class Agent:
         self.normalizer = normalizer
         self.device = torch.device(device)
         self.policy = make_policy(config, obs_dim, act_dim, device=device)
-        self.critic = (
-            IQLCritic(obs_dim, act_dim, config.critic, device=device) if config.uses_critic else None
-        )
+        critic = CRITICS[config.critic.kind]
+        self.critic = critic(obs_dim, act_dim, config.critic, device=device) if config.uses_critic else None
 
     @property
     def extraction(self) -> ExtractionConfig:
@@ -81,6 +80,21 @@ class Agent:
             shapes.append(self.policy.noise_shape(self.extraction.candidates - 1))
         rows = [torch.cat([torch.randn(shape, generator=g) for shape in shapes]) for g in generators]
         return torch.stack(rows).to(self.device)
+
+    @torch.no_grad()
+    def propose(
+        self, obs: np.ndarray, count: int, generator: torch.Generator, chunk: int = 4096
+    ) -> np.ndarray:
+        """`count` policy samples per observation, in the environment's units: (B, count, act_dim)."""
+        out = []
+        for start in range(0, len(obs), chunk):
+            obs_t = torch.as_tensor(
+                self.normalizer.normalize_obs(obs[start : start + chunk]), device=self.device
+            )
+            noise = torch.randn((len(obs_t), *self.policy.noise_shape(count)), generator=generator)
+            sampled = self.policy.sample(obs_t, noise.to(self.device)).cpu().numpy()
+            out.append(self.normalizer.denormalize_actions(sampled))
+        return np.concatenate(out)
 
     def selection_stats(self, obs: np.ndarray, seed: int) -> dict[str, float]:
         """How implicit extraction uses the critic on these observations (seeded): see

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from borl.algos import ALGORITHMS, trains_critic
-from borl.critics.iql import IQLConfig
+from borl.critics import CRITICS, IQLConfig
 from borl.errors import BorlError, one_line
 from borl.extraction import EXTRACTIONS
 from borl.policies import POLICY_CLASSES, DiffusionConfig, GaussianConfig
@@ -265,6 +265,8 @@ def validate(config: RunConfig) -> None:
         "extraction.candidates": (config.extraction.candidates, 1),
         "extraction.beta": (config.extraction.beta, 0),
         "extraction.from_iteration": (config.extraction.from_iteration, 0),
+        "critic.conservative": (config.critic.conservative, 0),
+        "critic.policy_samples": (config.critic.policy_samples, 1),
     }
     for name, (value, minimum) in at_least.items():
         if value < minimum:
@@ -276,6 +278,8 @@ def validate(config: RunConfig) -> None:
         raise BorlError(f"--horizon must be at least 1 (got {config.horizon})")
     if config.ou_sigma < 0:
         raise BorlError(f"--ou-sigma must not be negative (got {config.ou_sigma})")
+    if config.critic.kind not in CRITICS:
+        raise BorlError(f"unknown critic.kind '{config.critic.kind}' (known: {', '.join(CRITICS)})")
     x = config.extraction
     if x.safety_k is not None:
         if x.safety_k < 0 or x.safety_margin < 0:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from borl.agent import Agent
 from borl.algos import policy_iteration
 from borl.config import RunConfig, load_config, save_config
+from borl.critics import CRITICS
 from borl.data.datasets import read_dataset
 from borl.data.episode import Episode, Lineage
 from borl.data.store import EpisodeStore
@@ -284,6 +285,8 @@ class Run:
         episodes = [e for e in self.data.load(source=None) if e.lineage.iteration <= iteration]
         source = policy_iteration(config.algorithm, iteration)
         frozen = None if source == iteration else Agent.load(self.checkpoint(source), config, config.device)
+        needs_samples = config.uses_critic and CRITICS[config.critic.kind].samples_needed(config.critic) > 0
+        proposer = Agent.load(self.checkpoint(iteration - 1)) if needs_samples and iteration > 0 else None
         agent, info = train_agent(
             config,
             episodes,
@@ -293,6 +296,7 @@ class Run:
             frozen=frozen,
             description=f"iter {iteration} train",
             progress=progress,
+            proposer=proposer,
         )
         agent.save(self.checkpoint(iteration))
         return info

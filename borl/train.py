@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -146,6 +147,7 @@ def train_agent(
     frozen: Agent | None = None,
     description: str = "train",
     progress: bool = True,
+    proposer: Agent | None = None,
 ) -> tuple[Agent, dict[str, float]]:
     """A new agent trained from scratch on `episodes`; returns it and the final losses and timing.
 
@@ -156,6 +158,9 @@ def train_agent(
     normaliser, the action space the policy was trained in, and only the critic is trained.
     With AWR extraction the policy's loss is weighted by exp(beta * (Q - V)) under the critic
     trained just before it, so the two cannot overlap.
+    A critic that reads policy samples (critic.policy_samples, e.g. calql) gets them from `proposer`,
+    the agent that collected the data, drawn once for every transition before training; without a
+    proposer (iteration 0) it trains without them.
     """
     torch.manual_seed(seed)
     normalizer = Normalizer.fit_episodes(episodes) if frozen is None else frozen.normalizer
@@ -167,6 +172,8 @@ def train_agent(
     def generator(offset: int) -> torch.Generator:
         return torch.Generator(device=config.device).manual_seed(seed + offset)
 
+    if agent.critic is not None and agent.critic.policy_samples and proposer is not None:
+        _add_policy_actions(data, episodes, normalizer, proposer, agent.critic.policy_samples, generator(2))
     phases = []
     if agent.critic is not None:
         critic_flops = agent.critic.update_flops_per_row() * rows
@@ -195,3 +202,19 @@ def train_agent(
     info["train_seconds"] = time.perf_counter() - start
     info["transitions"] = float(data.size)
     return agent, info
+
+
+def _add_policy_actions(
+    data: TransitionDataset,
+    episodes: Sequence[Episode],
+    normalizer: Normalizer,
+    proposer: Agent,
+    count: int,
+    generator: torch.Generator,
+) -> None:
+    """`count` of the proposer's actions for each transition's state, in the new agent's normalised
+    action space: the dataset's policy_actions (transitions, count, act_dim)."""
+    obs = np.concatenate([e.observations[:-1] for e in episodes])
+    actions = proposer.propose(obs, count, generator)
+    normalised = np.clip(normalizer.normalize_actions(actions), -1.0, 1.0)
+    data.tensors["policy_actions"] = torch.from_numpy(normalised).to(data.device)

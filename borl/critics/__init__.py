@@ -1,5 +1,10 @@
-"""Value functions: the IQL critic (Q ensemble, V, target network)."""
+"""Value functions: the IQL critic (Q ensemble, V, target network) and its variants, by name."""
 
+from borl.critics.base import Critic
+from borl.critics.calql import CalQLCritic
 from borl.critics.iql import IQLConfig, IQLCritic
 
-__all__ = ["IQLConfig", "IQLCritic"]
+# `--set critic.kind=NAME`: a new objective is one file and one line here.
+CRITICS: dict[str, type[IQLCritic]] = {"iql": IQLCritic, "calql": CalQLCritic}
+
+__all__ = ["CRITICS", "CalQLCritic", "Critic", "IQLConfig", "IQLCritic"]

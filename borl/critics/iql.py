@@ -22,6 +22,9 @@ class IQLConfig:
     q_clip clamps the TD targets to the range that returns can reach: with a sparse success reward
     (1 on the terminal success step, else 0) true Q lies in [0, 1]. None disables the clamp.
 
+    conservative and policy_samples are calql's: the penalty's weight, and the actions per state drawn
+    from the collecting policy that it pushes down (iql ignores both).
+
     mc_lower_bound raises each TD target to at least the transition's Monte-Carlo return-to-go (the
     value of what actually followed in its complete episode; Cal-QL's calibration applied to the
     target): on a successful episode 400 steps long, TD alone needs hundreds of Polyak-slowed
@@ -39,6 +42,11 @@ class IQLConfig:
     lr: float = 3e-4
     q_clip: tuple[float, float] | None = (0.0, 1.0)
     mc_lower_bound: bool = False
+    # The critic objective by name (borl/critics/__init__.py CRITICS): "iql", or "calql" (IQL plus a
+    # calibrated conservative term on the collecting policy's samples, borl/critics/calql.py).
+    kind: str = "iql"
+    conservative: float = 0.1
+    policy_samples: int = 4
 
 
 class IQLCritic:
@@ -46,6 +54,7 @@ class IQLCritic:
 
     def __init__(self, obs_dim: int, act_dim: int, config: IQLConfig, device: str = "cpu") -> None:
         self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
+        self.policy_samples = self.samples_needed(config)
         hidden = (config.hidden,) * config.layers
         self.q_net = EnsembleMLP(
             config.num_critics, obs_dim + act_dim, hidden, 1, layer_norm=config.layer_norm
@@ -79,9 +88,10 @@ class IQLCritic:
         v_loss = (torch.where(diff > 0, cfg.expectile, 1 - cfg.expectile) * diff.square()).mean()
         qs = self.q_net(obs_act).squeeze(-1)
         q_loss = (qs - td_target).square().mean()
+        extra, extra_info = self.extra_loss(batch, qs)
 
         self.optimizer.zero_grad(set_to_none=True)
-        (v_loss + q_loss).backward()
+        (v_loss + q_loss + extra).backward()
         self.optimizer.step()
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._q_params, cfg.tau)
@@ -90,7 +100,18 @@ class IQLCritic:
             "v_loss": v_loss.detach(),
             "q_mean": qs.detach().mean(),
             "v_mean": v.detach().mean(),
+            **extra_info,
         }
+
+    @classmethod
+    def samples_needed(cls, config: IQLConfig) -> int:
+        """Actions per state this objective needs from the collecting policy (IQL: none)."""
+        return 0
+
+    def extra_loss(self, batch: dict[str, torch.Tensor], qs: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """A further loss on the Q ensemble's dataset values qs (members, batch) and its infos: none
+        for IQL; the hook a variant objective fills (borl/critics/calql.py)."""
+        return qs.new_zeros(()), {}
 
     @torch.no_grad()
     def q(self, obs: torch.Tensor, actions: torch.Tensor, use_target: bool = True) -> torch.Tensor:

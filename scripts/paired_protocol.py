@@ -32,6 +32,8 @@ CRITICS = {
     "mc5": ["critic.mc_lower_bound=true", "critic.num_critics=5"],
     "iqlf": ["algorithm=filtered_value"],
     "mc5f": ["algorithm=filtered_value", "critic.mc_lower_bound=true", "critic.num_critics=5"],
+    "calql": ["critic.kind=calql"],
+    "calqlf": ["algorithm=filtered_value", "critic.kind=calql"],
 }
 # Selection options: `--set` assignments for `borl eval` (extraction only); "alone" is the policy alone.
 SELECTIONS = {

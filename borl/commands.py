@@ -334,16 +334,14 @@ def _study_report(directory: Path, grid) -> None:
 
 def plot(args: argparse.Namespace) -> int:
     from borl import study as studies
-    from borl.eval.plots import plot_success
     from borl.loop import Run
 
     for directory in args.dirs:
         if studies.is_study(directory):
             _study_report(directory, studies.open_study(directory))
             continue
-        run = Run.open(directory)
-        path = plot_success(run.metrics(), directory / "plots" / "success.png", title=run.title())
-        print(f"wrote {path}")
+        for path in Run.open(directory).plot():
+            print(f"wrote {path}")
     return 0
 
 

@@ -10,6 +10,7 @@ only what was interrupted, so a run killed at any moment resumes to the same res
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ from borl.data.store import EpisodeStore
 from borl.envs.demos import collect_demos
 from borl.envs.registry import Task, get_task
 from borl.errors import BorlError
-from borl.eval.plots import plot_success
+from borl.eval.plots import plot_success, plot_training_curves
 from borl.eval.stats import success_rate
 from borl.files import ensure_writable_directory
 from borl.rollout.backends import AnyCollector, open_collector
@@ -287,6 +288,7 @@ class Run:
         frozen = None if source == iteration else Agent.load(self.checkpoint(source), config, config.device)
         needs_samples = config.uses_critic and CRITICS[config.critic.kind].samples_needed(config.critic) > 0
         proposer = Agent.load(self.checkpoint(iteration - 1)) if needs_samples and iteration > 0 else None
+        curves: list[dict] = []
         agent, info = train_agent(
             config,
             episodes,
@@ -297,9 +299,25 @@ class Run:
             description=f"iter {iteration} train",
             progress=progress,
             proposer=proposer,
+            curves=curves,
         )
         agent.save(self.checkpoint(iteration))
+        self._write_curves(iteration, curves)
         return info
+
+    def curves_file(self, iteration: int) -> Path:
+        return self.directory / "curves" / f"{checkpoint_name(iteration)}.csv"
+
+    def _write_curves(self, iteration: int, curves: list[dict]) -> None:
+        """DIR/curves/iter_K.csv: one row per logged step and phase (critic, policy), its losses."""
+        path = self.curves_file(iteration)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        columns = list(dict.fromkeys(key for row in curves for key in row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(curves)
+        _write_atomic(path, buffer.getvalue())
 
     def _selection_stats(self, iteration: int, evals: list[Episode]) -> dict[str, float | str]:
         """On up to SELECTION_STATES states the deployed agent visited: how often implicit extraction
@@ -391,9 +409,19 @@ class Run:
         return [json.loads(self.metrics_file(i).read_text()) for i in self.completed_iterations()]
 
     def _write_summaries(self) -> None:
-        """metrics.csv and plots/success.png from the per-iteration metrics files."""
+        """metrics.csv, plots/success.png and plots/training.png from the per-iteration files."""
         self._write_metrics_csv()
-        plot_success(self.metrics(), self.directory / "plots" / "success.png", title=self.title())
+        self.plot()
+
+    def plot(self) -> list[Path]:
+        """Draw the run's figures: success per iteration, and the training curves where recorded."""
+        paths = [plot_success(self.metrics(), self.directory / "plots" / "success.png", title=self.title())]
+        curves = sorted((self.directory / "curves").glob("iter_*.csv"))
+        if curves:
+            paths.append(
+                plot_training_curves(curves, self.directory / "plots" / "training.png", self.title())
+            )
+        return paths
 
     def _write_metrics_csv(self) -> None:
         path = self.directory / "metrics.csv"

@@ -45,17 +45,21 @@ class Phase:
 
 
 class TrainingProgress:
-    """A tqdm bar and the latest losses, updated from both training threads."""
+    """A tqdm bar, the latest losses and every logged step's (the training curves), updated from both
+    training threads."""
 
     def __init__(self, bar: tqdm) -> None:
         self.bar = bar
         self.info: dict[str, float] = {}
+        self.curves: list[dict[str, float | str]] = []
         self.lock = threading.Lock()
 
-    def record(self, name: str, result: dict[str, torch.Tensor] | None) -> None:
+    def record(self, name: str, result: dict[str, torch.Tensor] | None, step: int = 0) -> None:
         with self.lock:
             if result is not None:
-                self.info.update({f"{name}/{k}": float(v) for k, v in result.items()})
+                values = {k: float(v) for k, v in result.items()}
+                self.info.update({f"{name}/{k}": v for k, v in values.items()})
+                self.curves.append({"phase": name, "step": step, **values})
                 self.bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in self.info.items()})
             self.bar.update()
 
@@ -75,7 +79,7 @@ def _run_steps(
             return
         result = phase.update(data.sample(batch_size, phase.generator, phase.indices))
         logged = step % 200 == 0 or step == phase.steps - 1
-        progress.record(phase.name, result if logged else None)
+        progress.record(phase.name, result if logged else None, step)
 
 
 def _side_by_side(
@@ -148,6 +152,7 @@ def train_agent(
     description: str = "train",
     progress: bool = True,
     proposer: Agent | None = None,
+    curves: list[dict] | None = None,
 ) -> tuple[Agent, dict[str, float]]:
     """A new agent trained from scratch on `episodes`; returns it and the final losses and timing.
 
@@ -158,6 +163,7 @@ def train_agent(
     normaliser, the action space the policy was trained in, and only the critic is trained.
     With AWR extraction the policy's loss is weighted by exp(beta * (Q - V)) under the critic
     trained just before it, so the two cannot overlap.
+    `curves`, when given, receives every 200th step's losses of each phase (the training curves).
     A critic that reads policy samples (critic.policy_samples, e.g. calql) gets them from `proposer`,
     the agent that collected the data, drawn once for every transition before training; without a
     proposer (iteration 0) it trains without them.
@@ -201,6 +207,8 @@ def train_agent(
     info = dict(tracker.info)
     info["train_seconds"] = time.perf_counter() - start
     info["transitions"] = float(data.size)
+    if curves is not None:
+        curves.extend(sorted(tracker.curves, key=lambda row: (row["phase"], row["step"])))
     return agent, info
 
 

@@ -50,6 +50,13 @@ def test_quick_run_writes_the_run_directory(tmp_path, demo_file):
     rollouts = store.load(1, "rollout")
     assert {e.lineage.index for e in rollouts} == {0, 1, 2, 3}
     assert all(e.lineage.checkpoint == "iter_000" for e in rollouts)
+    with open(out / "curves" / "iter_001.csv") as f:
+        curves = list(csv.DictReader(f))
+    assert {(r["phase"], r["step"]) for r in curves} == {
+        (p, s) for p in ("critic", "policy") for s in ("0", "59")
+    }
+    assert {"q_loss", "v_loss", "q_mean", "policy_loss"} <= set(curves[0])
+    assert (out / "plots" / "training.png").stat().st_size > 0
 
     # A kill after the last metrics file but before the csv: resume, with nothing left to run, redoes it.
     (out / "metrics.csv").write_text("iteration\n0\n")

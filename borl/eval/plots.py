@@ -49,3 +49,47 @@ def plot_success(rows: list[dict], path: Path, title: str = "") -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_training_curves(files: list[Path], path: Path, title: str = "") -> Path:
+    """Every logged loss and value of training, one panel per quantity, one line per iteration
+    (files: the run's curves/iter_K.csv, in order)."""
+    import csv
+
+    runs = []
+    for file in files:
+        with open(file, newline="") as f:
+            runs.append((file.stem, list(csv.DictReader(f))))
+    quantities = list(
+        dict.fromkeys(
+            (row["phase"], key)
+            for _, rows in runs
+            for row in rows
+            for key, value in row.items()
+            if key not in ("phase", "step") and value not in ("", None)
+        )
+    )
+    columns = min(3, max(1, len(quantities)))
+    lines = max(1, -(-len(quantities) // columns))
+    fig, axes = plt.subplots(lines, columns, figsize=(4 * columns, 2.8 * lines), squeeze=False)
+    colors = plt.cm.viridis([i / max(1, len(runs) - 1) for i in range(len(runs))])
+    for ax, (phase, key) in zip(axes.flat, quantities, strict=False):
+        for (name, rows), color in zip(runs, colors, strict=True):
+            picked = [(int(r["step"]), float(r[key])) for r in rows if r["phase"] == phase and r.get(key)]
+            if picked:
+                ax.plot(*zip(*picked, strict=True), color=color, label=name, linewidth=1)
+        ax.set_title(f"{phase}: {key}", fontsize=9)
+        ax.set_xlabel("update", fontsize=8)
+        if key.endswith("loss"):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(quantities) :]:
+        ax.axis("off")
+    if quantities:
+        axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -330,12 +330,12 @@ def test_health_answers_plain_http_on_the_websocket_port(server):
 
 def test_episodes_acting_in_one_batch_act_as_each_would_alone(robot_run):
     """The server batches the clients waiting; each row's randomness is its own episode's."""
-    from borl.robot.policy import AgentSource, Episode, act_together
+    from borl.robot.policy import ActingEpisode, AgentSource, act_together
 
     served = AgentSource(robot_run).current
     obs = list(np.random.default_rng(1).standard_normal((3, LIFT.obs_dim)).astype(np.float32))
-    together = [Episode(served, seed, 0.3, 0.15) for seed in (5, 6, 7)]
-    alone = [Episode(served, seed, 0.3, 0.15) for seed in (5, 6, 7)]
+    together = [ActingEpisode(served, seed, 0.3, 0.15) for seed in (5, 6, 7)]
+    alone = [ActingEpisode(served, seed, 0.3, 0.15) for seed in (5, 6, 7)]
     for _ in range(3):
         batched = act_together(together, obs)
         single = [episode.act(o) for episode, o in zip(alone, obs, strict=True)]

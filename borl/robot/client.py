@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 from websockets.sync.client import connect
 
 from borl.errors import BorlError
-from borl.robot.policy import AgentSource, Episode, episode_seed_from
+from borl.robot.policy import ActingEpisode, AgentSource, episode_seed_from
 from borl.robot.protocol import pack, unpack
 
 
@@ -94,7 +94,7 @@ class LocalPolicy:
         config = self.source.current.agent.config
         self.ou_sigma = config.ou_sigma if ou_sigma is None else ou_sigma
         self.ou_theta = config.ou_theta
-        self.episode: Episode | None = None
+        self.episode: ActingEpisode | None = None
         self.episodes = 0
 
     def describe(self) -> dict:
@@ -103,7 +103,7 @@ class LocalPolicy:
     def start_episode(self, seed: int | None = None) -> dict:
         served = self.source.current
         seed = episode_seed_from(seed, self.episodes)
-        self.episode = Episode(served, seed, self.ou_sigma, self.ou_theta)
+        self.episode = ActingEpisode(served, seed, self.ou_sigma, self.ou_theta)
         self.episodes += 1
         return {"type": "ready", "seed": seed, "ou_sigma": self.ou_sigma, **served.describe()}
 

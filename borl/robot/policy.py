@@ -114,7 +114,7 @@ class AgentSource:
         return True
 
 
-class Episode:
+class ActingEpisode:
     """One episode's acting state: the agent it started with (a newer checkpoint never takes over
     mid-episode), its generator and its OU noise."""
 
@@ -148,7 +148,7 @@ class Episode:
         return act_together([self], [flat])[0]
 
 
-def act_together(episodes: list[Episode], observations: list[np.ndarray]) -> list[np.ndarray]:
+def act_together(episodes: list[ActingEpisode], observations: list[np.ndarray]) -> list[np.ndarray]:
     """One action per episode, episodes of the same agent acting in one batch. Each row's randomness
     comes from its own episode's generator, so batching changes only floating-point rounding."""
     actions: list[np.ndarray | None] = [None] * len(episodes)

@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from borl.errors import BorlError
-from borl.robot.policy import AgentSource, Episode, act_together, episode_seed_from
+from borl.robot.policy import ActingEpisode, AgentSource, act_together, episode_seed_from
 from borl.robot.protocol import ProtocolError, error_message, pack, unpack
 
 log = logging.getLogger("borl.serve")
@@ -61,10 +61,10 @@ class ActionBatcher:
     def __init__(self, pool: ThreadPoolExecutor, max_batch: int) -> None:
         self.pool = pool
         self.max_batch = max_batch
-        self.pending: list[tuple[Episode, np.ndarray, asyncio.Future]] = []
+        self.pending: list[tuple[ActingEpisode, np.ndarray, asyncio.Future]] = []
         self.running = False
 
-    async def act(self, episode: Episode, flat: np.ndarray) -> np.ndarray:
+    async def act(self, episode: ActingEpisode, flat: np.ndarray) -> np.ndarray:
         future = asyncio.get_running_loop().create_future()
         self.pending.append((episode, flat, future))
         if not self.running:
@@ -152,7 +152,7 @@ class PolicyServer:
         log.info("client %s connected (%d now)", peer, self.clients)
         try:
             await connection.send(pack({"type": "spec", **self.source.current.describe()}))
-            episode: Episode | None = None
+            episode: ActingEpisode | None = None
             async for raw in connection:
                 try:
                     reply, episode = await self._answer(raw, episode)
@@ -165,7 +165,9 @@ class PolicyServer:
             self.clients -= 1
             log.info("client %s left (%d now)", peer, self.clients)
 
-    async def _answer(self, raw: bytes | str, episode: Episode | None) -> tuple[bytes, Episode | None]:
+    async def _answer(
+        self, raw: bytes | str, episode: ActingEpisode | None
+    ) -> tuple[bytes, ActingEpisode | None]:
         message = unpack(raw)
         kind = message["type"]
         loop = asyncio.get_running_loop()
@@ -176,7 +178,7 @@ class PolicyServer:
                     log.info("now serving %s", self.source.current.checkpoint)
             served = self.source.current
             seed = episode_seed_from(message.get("seed"), self.episodes)
-            episode = Episode(served, seed, self.ou_sigma, self.ou_theta)
+            episode = ActingEpisode(served, seed, self.ou_sigma, self.ou_theta)
             self.episodes += 1
             return pack(
                 {"type": "ready", "seed": seed, "ou_sigma": self.ou_sigma, **served.describe()}

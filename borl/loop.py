@@ -301,8 +301,9 @@ class Run:
             proposer=proposer,
             curves=curves,
         )
-        agent.save(self.checkpoint(iteration))
+        # Curves first: a kill between the two retrains (the checkpoint marks training as done).
         self._write_curves(iteration, curves)
+        agent.save(self.checkpoint(iteration))
         return info
 
     def curves_file(self, iteration: int) -> Path:

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 from websockets.sync.client import connect
 
 from borl.errors import BorlError
-from borl.robot.policy import ActingEpisode, AgentSource, episode_seed_from
+from borl.robot.policy import ActingEpisode, AgentSource
 from borl.robot.protocol import pack, unpack
 
 
@@ -101,11 +101,11 @@ class LocalPolicy:
         return self.source.current.describe()
 
     def start_episode(self, seed: int | None = None) -> dict:
-        served = self.source.current
-        seed = episode_seed_from(seed, self.episodes)
-        self.episode = ActingEpisode(served, seed, self.ou_sigma, self.ou_theta)
+        self.episode = ActingEpisode.start(
+            self.source.current, seed, self.episodes, self.ou_sigma, self.ou_theta
+        )
         self.episodes += 1
-        return {"type": "ready", "seed": seed, "ou_sigma": self.ou_sigma, **served.describe()}
+        return self.episode.ready()
 
     def act(self, obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
         if self.episode is None:

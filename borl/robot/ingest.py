@@ -51,16 +51,16 @@ class IngestReport:
 
 def _checked(run: Run, path: Path, source: str, checkpoints: dict[str, int]) -> list[Episode]:
     """The episodes of one file, or a BorlError naming the file and what is wrong with it."""
-    spec = run.task.spec
-    if source == "robot" and path.is_file() and h5py.is_hdf5(path):
-        for index, attrs in enumerate(demo_attributes(path)):
+    readable = path.is_file() and h5py.is_hdf5(path)
+    attributes = demo_attributes(path) if readable else []
+    if source == "robot":
+        for index, attrs in enumerate(attributes):
             if "success" not in attrs:
                 raise BorlError(
                     f"{path}: data/demo_{index}: no success label "
                     "(record with `borl drive` or EpisodeRecorder)"
                 )
-    episodes = read_robomimic(path, spec)  # the file, keys, shapes, NaN
-    attributes = demo_attributes(path)
+    episodes = read_robomimic(path, run.task.spec)  # the file itself, keys, shapes, NaN
     for index, (episode, attrs) in enumerate(zip(episodes, attributes, strict=True)):
         where = f"{path}: data/demo_{index}"
         largest = float(np.abs(episode.actions).max())

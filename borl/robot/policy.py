@@ -123,7 +123,19 @@ class ActingEpisode:
         self.spec = served.spec()
         self.generator = torch.Generator().manual_seed(seed)
         self.noise = OUNoise(served.agent.act_dim, ou_sigma, ou_theta, np.random.default_rng(seed))
+        self.seed = seed
         self.steps = 0
+
+    @classmethod
+    def start(
+        cls, served: Served, requested: object, fallback: int, ou_sigma: float, ou_theta: float
+    ) -> ActingEpisode:
+        """An episode seeded as the client asked (`requested`; None: `fallback`)."""
+        return cls(served, episode_seed_from(requested, fallback), ou_sigma, ou_theta)
+
+    def ready(self) -> dict:
+        """The "ready" message: what acts for this episode, its seed and its OU sigma."""
+        return {"type": "ready", "seed": self.seed, "ou_sigma": self.noise.sigma, **self.served.describe()}
 
     def observation(self, obs: object) -> np.ndarray:
         """A flat float32 observation from a flat array or a map key -> array; bad input is a BorlError."""

@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from borl.errors import BorlError
-from borl.robot.policy import ActingEpisode, AgentSource, act_together, episode_seed_from
+from borl.robot.policy import ActingEpisode, AgentSource, act_together
 from borl.robot.protocol import ProtocolError, error_message, pack, unpack
 
 log = logging.getLogger("borl.serve")
@@ -176,13 +176,11 @@ class PolicyServer:
                 self.reload_requested = False
                 if await loop.run_in_executor(self.pool, self.source.refresh):
                     log.info("now serving %s", self.source.current.checkpoint)
-            served = self.source.current
-            seed = episode_seed_from(message.get("seed"), self.episodes)
-            episode = ActingEpisode(served, seed, self.ou_sigma, self.ou_theta)
+            episode = ActingEpisode.start(
+                self.source.current, message.get("seed"), self.episodes, self.ou_sigma, self.ou_theta
+            )
             self.episodes += 1
-            return pack(
-                {"type": "ready", "seed": seed, "ou_sigma": self.ou_sigma, **served.describe()}
-            ), episode
+            return pack(episode.ready()), episode
         if kind == "act":
             if episode is None:
                 raise ProtocolError('send "reset" to start an episode before "act"')

@@ -112,6 +112,10 @@ class RunConfig:
     iterations: int = 2
     rollouts: int = 50
     eval_episodes: int = 30
+    # Evaluation episodes at the iterations between the first and the last (None: eval_episodes). A
+    # study's curve needs its ends measured well more than its middle; the starts are a prefix of the
+    # ends' starts, so every iteration stays paired.
+    eval_episodes_between: int | None = None
     eval_baseline: bool = True
     seed: int = 0
     workers: int = 2
@@ -131,6 +135,13 @@ class RunConfig:
     @property
     def uses_critic(self) -> bool:
         return trains_critic(self.algorithm)
+
+    def eval_episodes_at(self, iteration: int) -> int:
+        """How many episodes evaluate `iteration`: eval_episodes at the first and last iteration."""
+        between = 0 < iteration < self.iterations
+        if between and self.eval_episodes_between is not None:
+            return self.eval_episodes_between
+        return self.eval_episodes
 
 
 def _axes(policy_class: str, algorithm: str, extraction: str) -> dict[str, Any]:
@@ -272,6 +283,8 @@ def validate(config: RunConfig) -> None:
         if value < minimum:
             rule = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
             raise BorlError(f"{name} {rule} (got {value})")
+    if config.eval_episodes_between is not None and config.eval_episodes_between < 1:
+        raise BorlError(f"eval_episodes_between must be at least 1 (got {config.eval_episodes_between})")
     if config.demos is not None and config.demos < 1:
         raise BorlError(f"--demos must be at least 1 (got {config.demos})")
     if config.horizon is not None and config.horizon < 1:

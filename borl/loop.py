@@ -397,7 +397,7 @@ class Run:
         episodes are its "eval" ones.)
         """
         extracting = self.config.extraction.extracts_at(iteration)
-        count, starts = self.config.eval_episodes, ("eval", 0)
+        count, starts = self.config.eval_episodes_at(iteration), ("eval", 0)
         batches = [Batch("eval", count, extracting, seed_stream=starts)]
         if self.config.eval_baseline and extracting:
             batches.append(Batch("plain", count, False, seed_stream=starts))

@@ -83,3 +83,21 @@ def test_extraction_from_a_negative_iteration_is_refused(tmp_path, capsys):
     args = ["--set", "extraction.from_iteration=-1", "--out", str(tmp_path / "run")]
     assert main(["run", "lift", *SMALL, *args]) == 2
     assert "extraction.from_iteration must not be negative" in capsys.readouterr().err
+
+
+def test_iterations_between_the_first_and_last_take_their_own_episode_count(tmp_path):
+    out = tmp_path / "run"
+    args = ["--algo", "il", "--iterations", "2", "--set", "eval_episodes_between=1", "--out", str(out)]
+    assert main(["run", "lift", *SMALL, *args]) == 0
+    with open(out / "metrics.csv") as f:
+        counts = [int(row["eval_episodes"]) for row in csv.DictReader(f)]
+    assert counts == [2, 1, 2]
+    evals = EpisodeStore(out / "eval")
+    # The middle iteration's one start is the ends' first: every iteration stays paired.
+    assert evals.load(1, "eval")[0].lineage.seed == evals.load(0, "eval")[0].lineage.seed
+
+
+def test_a_zero_between_count_is_refused(tmp_path, capsys):
+    args = ["--set", "eval_episodes_between=0", "--out", str(tmp_path / "run")]
+    assert main(["run", "lift", *SMALL, *args]) == 2
+    assert "eval_episodes_between must be at least 1" in capsys.readouterr().err

@@ -36,7 +36,8 @@ def plot_success(rows: list[dict], path: Path, title: str = "") -> Path:
             alpha=0.7,
             label="rollouts (collected by the previous iteration's agent)",
         )
-    episodes = rows[0]["eval_episodes"] if rows else 0
+    counts = sorted({int(r["eval_episodes"]) for r in rows}) or [0]
+    episodes = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     ax.set_xlabel("iteration (0 = trained on demonstrations only)")
     ax.set_ylabel(f"success rate (± s.e., {episodes} episodes)")
     ax.set_ylim(-0.02, 1.02)

@@ -17,14 +17,13 @@ from borl.critics import CRITICS
 from borl.data.normalization import Normalizer
 from borl.errors import BorlError
 from borl.extraction.implicit import best_of_n, choose_index, selection_stats
-from borl.policies import DiffusionPolicy, GaussianPolicy, Policy
+from borl.policies import POLICIES, Policy
 
 
 def make_policy(config: RunConfig, obs_dim: int, act_dim: int, device: str = "cpu") -> Policy:
     """A fresh policy of the class `config.policy_class`, with that class's settings."""
-    if config.policy_class == "gaussian":
-        return GaussianPolicy(obs_dim, act_dim, config.gaussian, device=device)
-    return DiffusionPolicy(obs_dim, act_dim, config.policy, device=device)
+    kind = POLICIES[config.policy_class]
+    return kind(obs_dim, act_dim, getattr(config, kind.settings_key), device=device)
 
 
 class Agent:

@@ -224,7 +224,7 @@ def bench_sample(
 def policy_flops_per_step(agent: Agent) -> float:
     """FLOPs the deployed agent spends per environment step: N candidates x T denoising steps, plus
     the critic scoring the N candidates."""
-    implicit = agent.extraction.kind == "implicit"
+    implicit = agent.extraction.at_rollout
     n = agent.extraction.candidates if implicit else 1
     flops = n * agent.policy.sample_flops_per_action()
     if implicit:

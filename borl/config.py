@@ -11,11 +11,11 @@ from typing import Any
 
 import yaml
 
-from borl.algos import ALGORITHMS, trains_critic
+from borl.algos import ALGORITHMS, AlgorithmClass
 from borl.critics import CRITICS, IQLConfig
 from borl.errors import BorlError, one_line
-from borl.extraction import EXTRACTIONS
-from borl.policies import POLICY_CLASSES, DiffusionConfig, GaussianConfig
+from borl.extraction import EXTRACTIONS, Extraction
+from borl.policies import POLICIES, DiffusionConfig, GaussianConfig
 
 
 @dataclass
@@ -73,9 +73,14 @@ class ExtractionConfig:
     safety_margin: float = 0.0
 
     @property
+    def method(self) -> Extraction:
+        """The extraction object `kind` names (validated by `validate`)."""
+        return EXTRACTIONS[self.kind]
+
+    @property
     def at_rollout(self) -> bool:
         """Whether acting needs the critic (implicit best-of-N) rather than one policy sample."""
-        return self.kind == "implicit"
+        return self.method.acts_with_critic
 
     def extracts_at(self, iteration: int) -> bool:
         """Whether the agent trained at `iteration` acts with implicit extraction."""
@@ -133,8 +138,13 @@ class RunConfig:
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
 
     @property
+    def algorithm_class(self) -> AlgorithmClass:
+        """The algorithm-class object `algorithm` names (validated by `validate`)."""
+        return ALGORITHMS[self.algorithm]
+
+    @property
     def uses_critic(self) -> bool:
-        return trains_critic(self.algorithm)
+        return self.algorithm_class.trains_critic
 
     def eval_episodes_at(self, iteration: int) -> int:
         """How many episodes evaluate `iteration`: eval_episodes at the first and last iteration."""
@@ -315,24 +325,14 @@ def validate(config: RunConfig) -> None:
 def _validate_axes(config: RunConfig) -> None:
     """Each axis takes a known value, and the combination can run."""
     known = {
-        "policy class": (config.policy_class, POLICY_CLASSES),
+        "policy class": (config.policy_class, POLICIES),
         "algorithm class": (config.algorithm, ALGORITHMS),
         "extraction": (config.extraction.kind, EXTRACTIONS),
     }
     for axis, (value, choices) in known.items():
         if value not in choices:
             raise BorlError(f"unknown {axis} '{value}' (known: {', '.join(choices)})")
-    kind, algorithm = config.extraction.kind, config.algorithm
-    if kind != "none" and not config.uses_critic:
-        raise BorlError(
-            f"{kind} extraction needs a critic, and algorithm '{algorithm}' trains none: "
-            "use --algorithm value, or --extraction none"
-        )
-    if algorithm == "steering" and kind != "implicit":
-        raise BorlError(
-            f"steering acts by the critic's choice among the frozen policy's samples: "
-            f"it needs --extraction implicit (got '{kind}')"
-        )
+    config.algorithm_class.check_extraction(config.extraction.method)
 
 
 def save_config(config: RunConfig, path: Path) -> None:

@@ -22,7 +22,6 @@ import numpy as np
 from tqdm import tqdm
 
 from borl.agent import Agent
-from borl.algos import policy_iteration
 from borl.config import RunConfig, load_config, save_config
 from borl.critics import CRITICS
 from borl.data.datasets import read_dataset
@@ -284,7 +283,7 @@ class Run:
         returns the final losses and timing."""
         config = self.config
         episodes = [e for e in self.data.load(source=None) if e.lineage.iteration <= iteration]
-        source = policy_iteration(config.algorithm, iteration)
+        source = config.algorithm_class.policy_iteration(iteration)
         frozen = None if source == iteration else Agent.load(self.checkpoint(source), config, config.device)
         needs_samples = config.uses_critic and CRITICS[config.critic.kind].samples_needed(config.critic) > 0
         proposer = Agent.load(self.checkpoint(iteration - 1)) if needs_samples and iteration > 0 else None

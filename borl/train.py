@@ -22,13 +22,11 @@ import torch
 from tqdm import tqdm
 
 from borl.agent import Agent
-from borl.algos import policy_episode_mask
 from borl.config import RunConfig
 from borl.data.episode import Episode
 from borl.data.normalization import Normalizer
 from borl.data.replay import TransitionDataset
 from borl.errors import BorlError
-from borl.extraction.awr import weighted_update
 
 
 @dataclass
@@ -139,7 +137,8 @@ def overlaps(config: RunConfig) -> bool:
     """Whether critic and policy train side by side: asked for, on two or more CPU threads, and
     independent (AWR weights the policy's loss by the critic trained before it)."""
     train = config.train
-    return train.overlap and train.threads >= 2 and config.device == "cpu" and config.extraction.kind != "awr"
+    independent = not config.extraction.method.weights_policy_loss
+    return train.overlap and train.threads >= 2 and config.device == "cpu" and independent
 
 
 def train_agent(
@@ -185,16 +184,13 @@ def train_agent(
         critic_flops = agent.critic.update_flops_per_row() * rows
         phases.append(Phase("critic", steps.critic_steps, agent.critic.update, generator(0), critic_flops))
     if frozen is None:
-        mask = policy_episode_mask(config.algorithm, episodes)
+        mask = config.algorithm_class.policy_episode_mask(episodes)
         if not mask.any():
             raise BorlError(
                 f"no successful episode to imitate ({config.algorithm} imitates successful ones only)"
             )
         indices = None if mask.all() else data.subset(mask)
-        update = agent.policy.update
-        if config.extraction.kind == "awr":
-            x = config.extraction
-            update = weighted_update(update, agent.critic, x.beta, x.max_weight)
+        update = config.extraction.method.policy_update(agent.policy.update, agent.critic, config.extraction)
         policy_flops = agent.policy.update_flops_per_row() * rows
         phases.append(Phase("policy", steps.policy_steps, update, generator(1), policy_flops, indices))
     else:

@@ -1,4 +1,4 @@
-"""The diffusion policy: shapes, learning, multimodality, reproducible sampling, save/load."""
+"""The diffusion policy: shapes, learning, multimodality (the shared contract: tests/test_contracts.py)."""
 
 import math
 
@@ -115,33 +115,6 @@ def test_learns_two_modes_that_a_gaussian_cannot(device):
     ) / 2
     assert abs(mean) < 0.05
     assert gaussian_middle > 0.2 and gaussian_middle > 3 * middle, (gaussian_middle, middle)
-
-
-def test_sampling_is_a_function_of_the_supplied_noise():
-    policy = make_policy()
-    for _ in range(20):
-        policy.update(bimodal_batch(64))
-    obs = torch.randn(3, 3)
-    noise = torch.randn(3, *policy.noise_shape(5))
-    torch.manual_seed(123)
-    first = policy.sample(obs, noise)
-    torch.manual_seed(456)
-    assert torch.equal(first, policy.sample(obs, noise))
-    assert not torch.allclose(first, policy.sample(obs, torch.randn_like(noise)))
-    # Each observation's samples depend only on its own noise: batching does not change them.
-    assert torch.allclose(policy.sample(obs[1:2], noise[1:2])[0], first[1], atol=1e-5)
-
-
-def test_state_dict_round_trip():
-    policy = make_policy()
-    for _ in range(5):
-        policy.update(bimodal_batch(64))
-    clone = make_policy()
-    clone.load_state_dict(policy.state_dict())
-    obs, noise = torch.randn(2, 3), torch.randn(2, *policy.noise_shape(4))
-    assert torch.equal(policy.sample(obs, noise), clone.sample(obs, noise))
-    assert clone.step == 5
-    clone.to("cpu").update(bimodal_batch(64))
 
 
 def test_ensemble_mlp_members_are_independent():

@@ -1,4 +1,4 @@
-"""The Gaussian policy: shapes, clipping, weighted likelihood, reproducible sampling, save/load."""
+"""The Gaussian policy: shapes, clipping, weighted likelihood (shared contract: tests/test_contracts.py)."""
 
 import pytest
 import torch
@@ -75,29 +75,3 @@ def test_weighted_likelihood_prefers_the_heavily_weighted_mode():
         unweighted.update(batch)
     assert abs(unweighted.distribution(torch.ones(1, 3))[0][0, 0].item()) < 0.1
     assert policy.loss(batch["obs"], batch["actions"], torch.zeros(256)) == 0.0
-
-
-def test_sampling_is_a_function_of_the_supplied_noise():
-    policy = make_policy()
-    for _ in range(20):
-        policy.update(two_mode_batch(64))
-    obs = torch.randn(3, 3)
-    noise = torch.randn(3, *policy.noise_shape(5))
-    torch.manual_seed(123)
-    first = policy.sample(obs, noise)
-    torch.manual_seed(456)
-    assert torch.equal(first, policy.sample(obs, noise))
-    assert not torch.allclose(first, policy.sample(obs, torch.randn_like(noise)))
-    assert torch.allclose(policy.sample(obs[1:2], noise[1:2])[0], first[1], atol=1e-6)
-
-
-def test_state_dict_round_trip():
-    policy = make_policy()
-    for _ in range(5):
-        policy.update(two_mode_batch(64))
-    clone = make_policy()
-    clone.load_state_dict(policy.state_dict())
-    obs, noise = torch.randn(2, 3), torch.randn(2, *policy.noise_shape(4))
-    assert torch.equal(policy.sample(obs, noise), clone.sample(obs, noise))
-    assert clone.step == 5
-    clone.to("cpu").update(two_mode_batch(64))

@@ -8,7 +8,7 @@ import torch
 from tqdm import tqdm
 
 from borl.agent import Agent
-from borl.algos import policy_episode_mask, policy_iteration
+from borl.algos import ALGORITHMS
 from borl.config import build_config
 from borl.data.episode import Episode, Lineage
 from borl.data.normalization import Normalizer
@@ -49,10 +49,11 @@ def mixed_episodes() -> list[Episode]:
 
 def test_filtered_il_imitates_only_successful_episodes_and_demos():
     episodes = [*mixed_episodes(), episode(0.8, False, "demo", index=9)]
-    mask = policy_episode_mask("filtered_il", episodes)
+    mask = ALGORITHMS["filtered_il"].policy_episode_mask(episodes)
     assert mask.tolist() == [True, True, True, False, False, False, False, True]
-    assert policy_episode_mask("filtered_value", episodes).tolist() == mask.tolist()
-    assert policy_episode_mask("il", episodes).all() and policy_episode_mask("value", episodes).all()
+    assert ALGORITHMS["filtered_value"].policy_episode_mask(episodes).tolist() == mask.tolist()
+    assert ALGORITHMS["il"].policy_episode_mask(episodes).all()
+    assert ALGORITHMS["value"].policy_episode_mask(episodes).all()
     data = TransitionDataset(episodes, Normalizer.fit(np.zeros((2, 2)), np.array([[-0.8], [0.8]])))
     picked = data.tensors["actions"][data.subset(mask)]
     assert len(picked) == 40 and torch.all(picked == 1.0)
@@ -97,8 +98,8 @@ def test_awr_trains_the_critic_first_and_weights_the_policy():
 
 
 def test_steering_trains_the_policy_once():
-    assert [policy_iteration("steering", i) for i in range(3)] == [0, 0, 0]
-    assert [policy_iteration("value", i) for i in range(3)] == [0, 1, 2]
+    assert [ALGORITHMS["steering"].policy_iteration(i) for i in range(3)] == [0, 0, 0]
+    assert [ALGORITHMS["value"].policy_iteration(i) for i in range(3)] == [0, 1, 2]
     config = build_config("steering", True, TINY)
     first, _ = train_agent(config, mixed_episodes()[:1], 2, 1, seed=0, progress=False)
     before = {k: v.clone() for k, v in first.policy.model.state_dict().items()}

@@ -1,42 +1,68 @@
 """The algorithm-class axis of the study: which data the policy imitates, when it trains, and whether
-a critic learns.
+a critic learns. Each class is one `AlgorithmClass` object in ALGORITHMS; the loop, training and
+validation ask it rather than compare names.
 
 - "il": behaviour cloning on all data;
 - "filtered_il": behaviour cloning on successful episodes only (demonstrations count as successful);
-- "value": behaviour cloning on all data plus an IQL critic (Q and V) trained on all data;
+- "value": behaviour cloning on all data plus a critic (Q and V) trained on all data;
 - "filtered_value": behaviour cloning on successful episodes only plus the critic trained on all data,
   for tasks whose failed rollouts outnumber the successes so far that cloning them degrades the policy
   (docs/recipe.md);
-- "steering": the policy is trained on D0 once and frozen; only the IQL critic is retrained on all
-  data each iteration, and it steers the frozen policy's samples (implicit extraction).
+- "steering": the policy is trained on D0 once and frozen; only the critic is retrained on all data
+  each iteration, and it steers the frozen policy's samples (implicit extraction).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from borl.data.episode import Episode
-
-ALGORITHMS = ("value", "filtered_value", "il", "filtered_il", "steering")
-
-
-def trains_critic(algorithm: str) -> bool:
-    return algorithm in ("value", "filtered_value", "steering")
+from borl.errors import BorlError
+from borl.extraction import Extraction
 
 
-def policy_iteration(algorithm: str, iteration: int) -> int:
-    """The iteration whose training produced the policy that iteration `iteration` deploys.
+@dataclass(frozen=True)
+class AlgorithmClass:
+    """One point on the algorithm-class axis: what it trains, on which data, and how it may act."""
 
-    Every algorithm retrains the policy each iteration except steering, which keeps iteration 0's
-    (trained on D0). When this is not `iteration` itself, that iteration trains only the critic.
-    """
-    return 0 if algorithm == "steering" else iteration
+    name: str
+    trains_critic: bool
+    imitates_successes_only: bool = False
+    # The policy trains at iteration 0 only and is deployed by every later iteration (steering).
+    freezes_policy: bool = False
+
+    def policy_iteration(self, iteration: int) -> int:
+        """The iteration whose training produced the policy that iteration `iteration` deploys; when
+        it is not `iteration` itself, that iteration trains only the critic."""
+        return 0 if self.freezes_policy else iteration
+
+    def policy_episode_mask(self, episodes: Sequence[Episode]) -> np.ndarray:
+        """Which episodes the policy imitates."""
+        if self.imitates_successes_only:
+            return np.array([e.counts_as_success for e in episodes])
+        return np.ones(len(episodes), dtype=bool)
+
+    def check_extraction(self, extraction: Extraction) -> None:
+        """Refuse an extraction this algorithm class cannot run, saying what would."""
+        if extraction.needs_critic and not self.trains_critic:
+            raise BorlError(
+                f"{extraction.name} extraction needs a critic, and algorithm '{self.name}' trains none: "
+                "use --algorithm value, or --extraction none"
+            )
+        if self.freezes_policy and not extraction.acts_with_critic:
+            raise BorlError(
+                f"{self.name} acts by the critic's choice among the frozen policy's samples: "
+                f"it needs --extraction implicit (got '{extraction.name}')"
+            )
 
 
-def policy_episode_mask(algorithm: str, episodes: Sequence[Episode]) -> np.ndarray:
-    """Which episodes the policy imitates under an algorithm class."""
-    if algorithm in ("filtered_il", "filtered_value"):
-        return np.array([e.counts_as_success for e in episodes])
-    return np.ones(len(episodes), dtype=bool)
+ALGORITHMS: dict[str, AlgorithmClass] = {
+    "value": AlgorithmClass("value", trains_critic=True),
+    "filtered_value": AlgorithmClass("filtered_value", trains_critic=True, imitates_successes_only=True),
+    "il": AlgorithmClass("il", trains_critic=False),
+    "filtered_il": AlgorithmClass("filtered_il", trains_critic=False, imitates_successes_only=True),
+    "steering": AlgorithmClass("steering", trains_critic=True, freezes_policy=True),
+}

@@ -79,6 +79,7 @@ class NoiseNet(nn.Module):
 class DiffusionPolicy(EMALearner):
     """A DDPM policy learner: noise network, its Adam optimizer and an EMA copy used for sampling."""
 
+    settings_key = "policy"
     # The first layer (the time MLP's) reads learned Fourier features, which need its input gradient.
     input_is_data = False
 

@@ -41,6 +41,7 @@ class GaussianConfig:
 class GaussianPolicy(EMALearner):
     """A diagonal-Gaussian policy learner: network, its Adam optimizer and an EMA copy for sampling."""
 
+    settings_key = "gaussian"
     input_is_data = True  # the network reads the observation alone
 
     def __init__(self, obs_dim: int, act_dim: int, config: GaussianConfig, device: str = "cpu") -> None:

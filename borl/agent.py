@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from borl.critics import CRITICS
 from borl.data.normalization import Normalizer
 from borl.errors import BorlError
 from borl.extraction.implicit import best_of_n, choose_index, selection_stats
+from borl.files import atomic_path
 from borl.policies import POLICIES, Policy
 
 
@@ -110,9 +109,11 @@ class Agent:
 
     def save(self, directory: Path) -> None:
         """Write the checkpoint atomically: a directory that exists is complete."""
-        tmp = directory.with_name(f".{directory.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        with atomic_path(directory) as tmp:
+            tmp.mkdir()
+            self._write_checkpoint(tmp)
+
+    def _write_checkpoint(self, tmp: Path) -> None:
         state = {"policy": self.policy.state_dict()}
         if self.critic is not None:
             state["critic"] = self.critic.state_dict()
@@ -125,12 +126,6 @@ class Agent:
         }
         (tmp / "agent.json").write_text(json.dumps(meta))
         (tmp / "config.json").write_text(json.dumps(asdict(self.config)))
-        for path in tmp.iterdir():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
 
     @classmethod
     def load(

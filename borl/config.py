@@ -15,6 +15,7 @@ from borl.algos import ALGORITHMS, AlgorithmClass
 from borl.critics import CRITICS, IQLConfig
 from borl.errors import BorlError, one_line
 from borl.extraction import EXTRACTIONS, Extraction
+from borl.files import write_atomic
 from borl.policies import POLICIES, DiffusionConfig, GaussianConfig
 
 
@@ -336,7 +337,7 @@ def _validate_axes(config: RunConfig) -> None:
 
 
 def save_config(config: RunConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(_plain(dataclasses.asdict(config)), sort_keys=False))
+    write_atomic(path, yaml.safe_dump(_plain(dataclasses.asdict(config)), sort_keys=False))
 
 
 def load_config(path: Path) -> RunConfig:

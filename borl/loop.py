@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -32,7 +31,7 @@ from borl.envs.registry import Task, get_task
 from borl.errors import BorlError
 from borl.eval.plots import plot_success, plot_training_curves
 from borl.eval.stats import success_rate
-from borl.files import ensure_writable_directory
+from borl.files import atomic_path, ensure_writable_directory, write_atomic
 from borl.rollout.backends import AnyCollector, open_collector
 from borl.rollout.collector import EpisodeJob, episode_seed
 from borl.rollout.ray_backend import ray_session
@@ -80,15 +79,6 @@ class Batch:
 
 def checkpoint_name(iteration: int) -> str:
     return f"iter_{iteration:03d}"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -185,7 +175,7 @@ class Run:
             if index not in present:
                 lineage = Lineage("demo", 0, index, seed=episode.lineage.seed, noise=episode.lineage.noise)
                 store.append(replace(episode, lineage=lineage))
-        _write_atomic(self.directory / "data" / "iter_000" / "COMPLETE", f"{len(demos)}\n")
+        write_atomic(self.directory / "data" / "iter_000" / "COMPLETE", f"{len(demos)}\n")
 
     def ensure_demos(self, progress: bool) -> None:
         if (self.directory / "data" / "iter_000" / "COMPLETE").exists():
@@ -237,7 +227,7 @@ class Run:
 
         def record(phase: str, seconds: float) -> None:
             timing[phase] = timing.get(phase, 0.0) + seconds
-            _write_atomic(timing_file, json.dumps(timing))
+            write_atomic(timing_file, json.dumps(timing))
 
         if iteration > 0:
             start = time.perf_counter()
@@ -247,7 +237,7 @@ class Run:
             info = self.train(iteration, progress)
             record("train_seconds", info["train_seconds"])
             timing["transitions"] = info["transitions"]
-            _write_atomic(timing_file, json.dumps(timing))
+            write_atomic(timing_file, json.dumps(timing))
         start = time.perf_counter()
         evals = self._evaluate(iteration, collector, progress)
         record("eval_seconds", time.perf_counter() - start)
@@ -275,7 +265,7 @@ class Run:
     def record_metrics(self, iteration: int, row: dict) -> None:
         """Finish an iteration: its metrics file (the mark that it is done), metrics.csv and the plot."""
         self.metrics_file(iteration).parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.metrics_file(iteration), json.dumps(row))
+        write_atomic(self.metrics_file(iteration), json.dumps(row))
         self._write_summaries()
 
     def train(self, iteration: int, progress: bool) -> dict[str, float]:
@@ -317,7 +307,7 @@ class Run:
         writer = csv.DictWriter(buffer, fieldnames=columns)
         writer.writeheader()
         writer.writerows(curves)
-        _write_atomic(path, buffer.getvalue())
+        write_atomic(path, buffer.getvalue())
 
     def _selection_stats(self, iteration: int, evals: list[Episode]) -> dict[str, float | str]:
         """On up to SELECTION_STATES states the deployed agent visited: how often implicit extraction
@@ -424,10 +414,7 @@ class Run:
         return paths
 
     def _write_metrics_csv(self) -> None:
-        path = self.directory / "metrics.csv"
-        tmp = path.with_name(".metrics.csv.tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(self.directory / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
             writer.writeheader()
             writer.writerows(self.metrics())
-        os.replace(tmp, path)

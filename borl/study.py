@@ -37,7 +37,7 @@ import yaml
 from borl.config import PRESETS, build_config, parse_assignments
 from borl.errors import BorlError, one_line
 from borl.eval.stats import bootstrap_ci, mean_and_stderr
-from borl.files import ensure_writable_directory
+from borl.files import atomic_path, ensure_writable_directory, write_atomic
 
 STUDY_FILE = "study.yaml"
 
@@ -280,9 +280,7 @@ def open_study(directory: Path, grid: StudyGrid | None = None) -> StudyGrid:
         if grid is None:
             raise BorlError(f"{directory} is not a study directory (no {STUDY_FILE})")
         ensure_writable_directory(directory, "the study directory")
-        tmp = path.with_name(f".{STUDY_FILE}.tmp")
-        tmp.write_text(yaml.safe_dump(grid.to_dict(), sort_keys=False))
-        os.replace(tmp, path)
+        write_atomic(path, yaml.safe_dump(grid.to_dict(), sort_keys=False))
         return grid
     try:
         data = yaml.safe_load(path.read_text())
@@ -505,12 +503,10 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def summarize(directory: Path, grid: StudyGrid) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -6,6 +6,7 @@ import pytest
 from borl.data.episode import Episode, Lineage
 from borl.data.store import EpisodeStore, decode_episode, encode_episode
 from borl.errors import BorlError
+from borl.files import atomic_path, write_atomic
 
 
 def make_episode(index: int, length: int = 5, success: bool = True, iteration: int = 1) -> Episode:
@@ -71,3 +72,26 @@ def test_order_and_filters(tmp_path):
 def test_episode_shapes_are_checked():
     with pytest.raises(ValueError, match="disagree"):
         Episode(np.zeros((3, 2)), np.zeros((3, 1)), np.zeros(3), False, False, Lineage("demo", 0, 0))
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "metrics.csv"
+    write_atomic(path, "old\n")
+    with pytest.raises(RuntimeError), atomic_path(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]
+    write_atomic(path, b"new\n")
+    assert path.read_text() == "new\n"
+
+
+def test_an_atomic_directory_replaces_the_old_one_whole(tmp_path):
+    checkpoint = tmp_path / "iter_001"
+    for version in ("old", "new"):
+        with atomic_path(checkpoint) as tmp:
+            tmp.mkdir()
+            (tmp / "weights.pt").write_text(version)
+            # Until the block ends, readers see the previous version or nothing, never this one.
+            assert not checkpoint.exists() or (checkpoint / "weights.pt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["iter_001"]
+    assert (checkpoint / "weights.pt").read_text() == "new"

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import uuid
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ import numpy as np
 from borl.data.episode import Episode, Lineage
 from borl.envs.base import TaskSpec
 from borl.errors import BorlError
+from borl.files import atomic_path
 
 if TYPE_CHECKING:
     from borl.envs.robosuite_env import RobosuiteEnv
@@ -65,21 +65,14 @@ def write_robomimic(
         _check_episode_sizes(episode, spec, f"episode {i}")
     env_args = default_env_args(spec) if env_args is None else env_args
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with h5py.File(tmp, "w") as f:
-            data = f.create_group("data")
-            data.attrs["total"] = sum(len(e) for e in episodes)
-            data.attrs["env_args"] = json.dumps(env_args, indent=4)
-            names = [f"demo_{i}" for i in range(len(episodes))]
-            for name, episode in zip(names, episodes, strict=True):
-                _write_demo(data.create_group(name), episode, spec)
-            f.create_dataset("mask/train", data=np.array(names, dtype="S"))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        data = f.create_group("data")
+        data.attrs["total"] = sum(len(e) for e in episodes)
+        data.attrs["env_args"] = json.dumps(env_args, indent=4)
+        names = [f"demo_{i}" for i in range(len(episodes))]
+        for name, episode in zip(names, episodes, strict=True):
+            _write_demo(data.create_group(name), episode, spec)
+        f.create_dataset("mask/train", data=np.array(names, dtype="S"))
 
 
 def append_robomimic(
@@ -96,9 +89,7 @@ def append_robomimic(
     `datasets` are stored beside its actions (e.g. timestamps). Returns i."""
     path = Path(path)
     _check_episode_sizes(episode, spec, "episode")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         if path.exists():
             shutil.copyfile(path, tmp)
         with h5py.File(tmp, "a") as f:
@@ -115,17 +106,6 @@ def append_robomimic(
             if "mask/train" in f:
                 del f["mask/train"]
             f.create_dataset("mask/train", data=names)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return index
 
 

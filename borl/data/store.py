@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,16 +16,9 @@ import numpy as np
 
 from borl.data.episode import Episode, Lineage
 from borl.errors import BorlError
+from borl.files import TEMPORARY_SUFFIX, write_atomic
 
 _SUFFIX = ".npz"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def episode_name(lineage: Lineage) -> str:
@@ -80,14 +72,7 @@ class EpisodeStore:
         path = self.path_of(episode.lineage)
         if path.exists():
             raise BorlError(f"episode {episode_name(episode.lineage)} is already stored in {self.root}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(encode_episode(episode))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        write_atomic(path, encode_episode(episode))
         return path
 
     def paths(self, iteration: int | None = None, source: str | None = None) -> list[Path]:
@@ -109,7 +94,7 @@ class EpisodeStore:
 
     def remove_temporary(self) -> int:
         """Delete leftovers of writes interrupted by a crash; returns how many."""
-        leftovers = list(self.root.glob("iter_*/.*.tmp"))
+        leftovers = list(self.root.glob(f"iter_*/.*{TEMPORARY_SUFFIX}"))
         for path in leftovers:
             path.unlink()
         return len(leftovers)

@@ -304,6 +304,7 @@ def validate(config: RunConfig) -> None:
         raise BorlError(f"--ou-sigma must not be negative (got {config.ou_sigma})")
     if config.critic.kind not in CRITICS:
         raise BorlError(f"unknown critic.kind '{config.critic.kind}' (known: {', '.join(CRITICS)})")
+    CRITICS[config.critic.kind].check_config(config.critic)
     x = config.extraction
     if x.safety_k is not None:
         if x.safety_k < 0 or x.safety_margin < 0:

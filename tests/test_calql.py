@@ -6,9 +6,10 @@ import pytest
 import torch
 from test_training import TINY, mixed_episodes
 
+from borl.agent import Agent
 from borl.cli import main
 from borl.config import build_config
-from borl.critics import CalQLCritic, IQLConfig, IQLCritic
+from borl.critics import CRITICS, CalQLCritic, IQLConfig, IQLCritic
 from borl.errors import BorlError
 from borl.train import train_agent
 
@@ -76,10 +77,13 @@ def test_an_unknown_critic_is_one_line():
         build_config("recipe", True, {"critic": {"kind": "cql"}})
 
 
-def test_a_run_with_the_calql_critic(tmp_path: Path):
+@pytest.mark.parametrize("kind", ["calql", "hlgauss"])
+def test_a_run_with_each_other_critic(tmp_path: Path, kind: str):
     demos = tmp_path / "demos.hdf5"
     assert main(["demos", "lift", "--episodes", "3", "--out", str(demos)]) == 0
     out = tmp_path / "run"
     args = ["run", "lift", "--quick", "--quiet", "--dataset", str(demos), "--out", str(out)]
-    assert main([*args, "--set", "critic.kind=calql"]) == 0
+    assert main([*args, "--set", f"critic.kind={kind}"]) == 0
     assert (out / "checkpoints" / "iter_001").is_dir()
+    # The checkpoint rebuilds the same critic by itself.
+    assert type(Agent.load(out / "checkpoints" / "iter_001").critic) is CRITICS[kind]

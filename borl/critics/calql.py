@@ -34,7 +34,7 @@ class CalQLCritic(IQLCritic):
         sampled = batch["policy_actions"]  # (B, K, act_dim)
         rows, k = sampled.shape[:2]
         obs = batch["obs"].unsqueeze(1).expand(rows, k, -1)
-        q_sampled = self.q_net(torch.cat([obs, sampled], dim=-1).reshape(rows * k, -1)).squeeze(-1)
+        q_sampled = self.q_values(self.q_net(torch.cat([obs, sampled], dim=-1).reshape(rows * k, -1)))
         q_sampled = q_sampled.reshape(-1, rows, k)
         calibrated = torch.maximum(q_sampled, batch["returns"].view(1, rows, 1))
         gap = calibrated.mean(dim=2) - qs

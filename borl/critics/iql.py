@@ -42,11 +42,15 @@ class IQLConfig:
     lr: float = 3e-4
     q_clip: tuple[float, float] | None = (0.0, 1.0)
     mc_lower_bound: bool = False
-    # The critic objective by name (borl/critics/__init__.py CRITICS): "iql", or "calql" (IQL plus a
-    # calibrated conservative term on the collecting policy's samples, borl/critics/calql.py).
+    # The critic objective by name (borl/critics/__init__.py CRITICS): "iql", "calql" (IQL plus a
+    # calibrated conservative term on the collecting policy's samples, borl/critics/calql.py) or
+    # "hlgauss" (Q as a histogram over q_clip's range, trained by cross-entropy; borl/critics/hlgauss.py).
     kind: str = "iql"
     conservative: float = 0.1
     policy_samples: int = 4
+    # hlgauss's histogram: bins over q_clip's range, and the target Gaussian's std in bin widths.
+    bins: int = 51
+    bin_sigma: float = 0.75
 
 
 class IQLCritic:
@@ -57,7 +61,11 @@ class IQLCritic:
         self.policy_samples = self.samples_needed(config)
         hidden = (config.hidden,) * config.layers
         self.q_net = EnsembleMLP(
-            config.num_critics, obs_dim + act_dim, hidden, 1, layer_norm=config.layer_norm
+            config.num_critics,
+            obs_dim + act_dim,
+            hidden,
+            self.q_outputs(config),
+            layer_norm=config.layer_norm,
         ).to(device)
         self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.v_net = MLP(obs_dim, hidden, 1, layer_norm=config.layer_norm).to(device)
@@ -75,7 +83,7 @@ class IQLCritic:
         cfg = self.config
         obs_act = torch.cat([batch["obs"], batch["actions"]], dim=-1)
         with torch.no_grad():
-            target_q = self.target_q_net(obs_act).squeeze(-1).min(dim=0).values
+            target_q = self.q_values(self.target_q_net(obs_act)).min(dim=0).values
             next_v = self.v_net(batch["next_obs"]).squeeze(-1)
             td_target = batch["rewards"] + cfg.discount * (1.0 - batch["terminals"]) * next_v
             if cfg.mc_lower_bound:
@@ -86,8 +94,7 @@ class IQLCritic:
         v = self.v_net(batch["obs"]).squeeze(-1)
         diff = target_q - v
         v_loss = (torch.where(diff > 0, cfg.expectile, 1 - cfg.expectile) * diff.square()).mean()
-        qs = self.q_net(obs_act).squeeze(-1)
-        q_loss = (qs - td_target).square().mean()
+        q_loss, qs = self.q_loss(self.q_net(obs_act), td_target)
         extra, extra_info = self.extra_loss(batch, qs)
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -108,6 +115,25 @@ class IQLCritic:
         """Actions per state this objective needs from the collecting policy (IQL: none)."""
         return 0
 
+    @classmethod
+    def check_config(cls, config: IQLConfig) -> None:
+        """Raise a BorlError for settings this objective cannot train with (IQL takes any)."""
+
+    @classmethod
+    def q_outputs(cls, config: IQLConfig) -> int:
+        """Outputs of each Q network per row (IQL: the value itself)."""
+        return 1
+
+    def q_values(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Q values (members, B) from the Q networks' outputs (members, B, q_outputs)."""
+        return outputs.squeeze(-1)
+
+    def q_loss(self, outputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Q networks' loss against the TD target (B,), and their values (members, B): IQL's
+        squared error."""
+        qs = self.q_values(outputs)
+        return (qs - target).square().mean(), qs
+
     def extra_loss(self, batch: dict[str, torch.Tensor], qs: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """A further loss on the Q ensemble's dataset values qs (members, batch) and its infos: none
         for IQL; the hook a variant objective fills (borl/critics/calql.py)."""
@@ -117,13 +143,13 @@ class IQLCritic:
     def q(self, obs: torch.Tensor, actions: torch.Tensor, use_target: bool = True) -> torch.Tensor:
         """Min over the ensemble of Q(obs, actions): (B, obs_dim), (B, act_dim) -> (B,)."""
         net = self.target_q_net if use_target else self.q_net
-        return net(torch.cat([obs, actions], dim=-1)).squeeze(-1).min(dim=0).values
+        return self.q_values(net(torch.cat([obs, actions], dim=-1))).min(dim=0).values
 
     @torch.no_grad()
     def q_members(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Every target Q network's value: (B, obs_dim), (B, act_dim) -> (num_critics, B); their spread
         is the ensemble's uncertainty."""
-        return self.target_q_net(torch.cat([obs, actions], dim=-1)).squeeze(-1)
+        return self.q_values(self.target_q_net(torch.cat([obs, actions], dim=-1)))
 
     @torch.no_grad()
     def v(self, obs: torch.Tensor) -> torch.Tensor:

@@ -45,9 +45,9 @@ def tasks(args: argparse.Namespace) -> int:
 
 
 def demos(args: argparse.Namespace) -> int:
-    from borl.data.robomimic import write_robomimic
-    from borl.envs.demos import collect_demos
     from borl.envs.registry import get_task
+    from borl.formats.robomimic import write_robomimic
+    from borl.rollout.demos import collect_demos
 
     task = get_task(args.task)
     ensure_writable_file(args.out, "the demonstrations file")

@@ -23,17 +23,17 @@ from tqdm import tqdm
 from borl.agent import Agent
 from borl.config import RunConfig, load_config, save_config
 from borl.critics import CRITICS
-from borl.data.datasets import read_dataset
 from borl.data.episode import Episode, Lineage
 from borl.data.store import EpisodeStore
-from borl.envs.demos import collect_demos
 from borl.envs.registry import Task, get_task
 from borl.errors import BorlError
 from borl.eval.plots import plot_success, plot_training_curves
 from borl.eval.stats import success_rate
 from borl.files import atomic_path, ensure_writable_directory, write_atomic
+from borl.formats import read_dataset
 from borl.rollout.backends import AnyCollector, open_collector
 from borl.rollout.collector import EpisodeJob, episode_seed
+from borl.rollout.demos import collect_demos
 from borl.rollout.ray_backend import ray_session
 from borl.train import train_agent
 

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from borl.data.robomimic import read_robomimic, write_robomimic
 from borl.envs import get_task
-from borl.envs.demos import collect_demos
 from borl.envs.pen import gymnasium_env, success_step
 from borl.envs.pen_expert import PenPlanner
 from borl.envs.pen_policy import PenPolicyNet
+from borl.formats.robomimic import read_robomimic, write_robomimic
+from borl.rollout.demos import collect_demos
 
 HORIZON = 100
 GAMMA, LAMBDA, CLIP = 0.99, 0.95, 0.2

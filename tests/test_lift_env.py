@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from borl.envs import get_task, list_tasks
-from borl.envs.demos import collect_demos
 from borl.errors import BorlError
+from borl.rollout.demos import collect_demos
 from borl.rollout.ray_backend import ray_demo_attempts
 
 TASK = get_task("lift")

@@ -12,12 +12,12 @@ import pytest
 
 from borl.cli import main
 from borl.config import build_config
-from borl.data.datasets import read_dataset
 from borl.data.episode import Lineage
 from borl.envs import get_task
 from borl.envs.pen import goal_achieved_from_obs, success_step
 from borl.envs.pen_expert import PenPlanner, PlannerConfig
 from borl.errors import BorlError
+from borl.formats import read_dataset
 from borl.loop import Run
 
 TASK = get_task("pen")

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from borl.cli import main
-from borl.data.robomimic import read_robomimic
 from borl.envs import get_task
 from borl.envs.demos import expert_rng
 from borl.envs.pen_expert import PenPlanner, PlannerConfig
 from borl.envs.pen_policy import PenPolicyExpert, PenSearchExpert
 from borl.errors import BorlError
+from borl.formats.robomimic import read_robomimic
 
 TASK = get_task("pen")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from borl.data.robomimic import write_robomimic
 from borl.envs import get_task
-from borl.envs.demos import collect_demos
 from borl.envs.pen_policy import PenPolicyExpert
+from borl.formats.robomimic import write_robomimic
+from borl.rollout.demos import collect_demos
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pen_rl.py"
 TASK = get_task("pen")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from borl.data.episode import Episode, Lineage
-from borl.data.robomimic import append_robomimic, demo_attributes, read_robomimic, write_robomimic
 from borl.envs import get_task
 from borl.errors import BorlError
+from borl.formats.robomimic import append_robomimic, demo_attributes, read_robomimic, write_robomimic
 
 SPEC = get_task("lift").spec
 ENV_ARGS = {"env_name": "Lift", "type": 1, "env_kwargs": {}}

@@ -20,8 +20,8 @@ from websockets.sync.client import connect
 
 from borl.agent import Agent
 from borl.cli import main
-from borl.data.robomimic import demo_attributes, read_robomimic
 from borl.envs.registry import get_task
+from borl.formats.robomimic import demo_attributes, read_robomimic
 from borl.loop import Run
 from borl.robot.protocol import ProtocolError, pack, unpack
 

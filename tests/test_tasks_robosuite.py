@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from borl.cli import main
-from borl.data.robomimic import read_robomimic
 from borl.envs import get_task, list_tasks
+from borl.formats.robomimic import read_robomimic
 
 # task: (robosuite env, object-state size, simulator state size, the object relative to the gripper)
 TASKS = {

@@ -1,1 +1,1 @@
-"""Episodes, the crash-safe episode store, normalisation, replay sampling and dataset import/export."""
+"""Episodes, the crash-safe episode store, normalisation and replay sampling (no simulator here)."""

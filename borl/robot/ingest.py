@@ -13,9 +13,9 @@ import numpy as np
 from borl.agent import checkpoint_id
 from borl.config import save_config
 from borl.data.episode import Episode
-from borl.data.robomimic import demo_attributes, read_robomimic
 from borl.errors import BorlError
 from borl.eval.stats import success_rate
+from borl.formats.robomimic import demo_attributes, read_robomimic
 from borl.loop import METRIC_COLUMNS, Run, checkpoint_name
 
 SOURCES = ("robot", "demo")

@@ -2,7 +2,7 @@
 
 `EpisodeRecorder` is the library call for a user's own control loop: `begin` at the start of an
 episode with what acted (the server's "ready" message), `step` after each action, `end` with the
-success label. Only `end` writes, and it writes crash-safely (borl.data.robomimic.append_robomimic),
+success label. Only `end` writes, and it writes crash-safely (borl.formats.robomimic.append_robomimic),
 so a recording killed at any moment loses at most the episode in progress.
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from borl.data.episode import Episode, Lineage
-from borl.data.robomimic import append_robomimic, demo_attributes
 from borl.envs.base import TaskSpec
 from borl.envs.registry import get_task
 from borl.errors import BorlError
 from borl.files import ensure_writable_file
+from borl.formats.robomimic import append_robomimic, demo_attributes
 
 
 class EpisodeRecorder:

@@ -1,5 +1,5 @@
-"""Demonstrations from a file or folder, read by its layout: robomimic (borl/data/robomimic.py) or
-D4RL's pen data in Minari's or D4RL's own layout (borl/data/minari.py)."""
+"""Demonstrations from a file or folder, read by its layout: robomimic (borl/formats/robomimic.py) or
+D4RL's pen data in Minari's or D4RL's own layout (borl/formats/minari.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 from borl.data.episode import Episode
-from borl.data.minari import is_d4rl_file, is_minari_file, open_hdf5, read_d4rl, read_minari
-from borl.data.robomimic import read_robomimic
 from borl.envs.base import TaskSpec
 from borl.errors import BorlError
+from borl.formats.minari import is_d4rl_file, is_minari_file, open_hdf5, read_d4rl, read_minari
+from borl.formats.robomimic import read_robomimic
 
 
 def read_dataset(path: str | os.PathLike, spec: TaskSpec) -> list[Episode]:

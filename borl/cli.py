@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--candidates", type=_count(1), help="best-of-N candidates for implicit extraction")
     run.add_argument("--horizon", type=_count(1), help="episode length limit (default: the task's)")
     run.add_argument("--device", choices=["cpu", "cuda"])
+    run.add_argument(
+        "--video",
+        type=_count(0),
+        help="deployed evaluation episodes drawn as MP4s each iteration (DIR/videos)",
+    )
     run.add_argument("--quick", action="store_true", help="the smallest settings: a one-minute check")
     run.add_argument("--out", type=Path, help="run directory (default: runs/TASK-ALGO-seedS)")
     run.add_argument(
@@ -140,6 +145,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--json", action="store_true", help="print one JSON object, with each episode's outcome"
+    )
+    evaluate.add_argument(
+        "--video",
+        type=_count(0),
+        default=0,
+        help="draw the first K episodes of each way of acting as MP4s (DIR/videos/eval_...)",
     )
     evaluate.add_argument(
         "--set",

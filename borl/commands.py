@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         ray_address=args.ray_address,
         ou_sigma=args.ou_sigma,
+        videos=args.video,
         horizon=args.horizon,
         device=args.device,
         policy_class=args.policy_class,
@@ -204,7 +205,9 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
     if args.paired and alone:
         raise BorlError("--paired compares acting with and without implicit extraction: drop --no-extraction")
     modes = {"deployed": True, "policy_alone": False} if args.paired else {_mode(alone): not alone}
-    outcomes = _eval_outcomes(run, config, iteration, modes, args.episodes, args.seed)
+    outcomes, kept = _eval_outcomes(run, config, iteration, modes, args.episodes, args.seed, args.video)
+    if args.video:
+        _eval_videos(run, iteration, args.seed, kept, quiet=args.json)
     how = f"best of {x.candidates}" + (f", softmax temperature {x.temperature}" if x.temperature > 0 else "")
     if x.safety_k is not None:
         how += f", safe selection k={x.safety_k:g} margin={x.safety_margin:g}"
@@ -232,8 +235,11 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
     return 0
 
 
-def _eval_outcomes(run, config, iteration: int, modes: dict[str, bool], episodes: int, seed: int) -> dict:
-    """Each mode's successes (extract or not) on the same `episodes` start states drawn by `seed`."""
+def _eval_outcomes(
+    run, config, iteration: int, modes: dict[str, bool], episodes: int, seed: int, keep: int = 0
+) -> tuple[dict, dict]:
+    """Each mode's successes (extract or not) on the same `episodes` start states drawn by `seed`,
+    and each mode's first `keep` episodes."""
     from borl.data.episode import Lineage
     from borl.loop import checkpoint_name
     from borl.rollout.backends import open_collector
@@ -241,6 +247,7 @@ def _eval_outcomes(run, config, iteration: int, modes: dict[str, bool], episodes
 
     seeds = [episode_seed(seed, "eval", 0, i) for i in range(episodes)]
     outcomes: dict[str, list[bool]] = {}
+    kept: dict[str, list] = {}
     with open_collector(config) as collector:
         for mode, extract in modes.items():
             jobs = [
@@ -248,13 +255,33 @@ def _eval_outcomes(run, config, iteration: int, modes: dict[str, bool], episodes
                 for i, s in enumerate(seeds)
             ]
             finished: dict[int, bool] = {}
+            first: dict[int, object] = {}
 
-            def record(episode, finished=finished) -> None:
+            def record(episode, finished=finished, first=first) -> None:
                 finished[episode.lineage.index] = episode.success
+                if episode.lineage.index < keep:
+                    first[episode.lineage.index] = episode
 
             collector.run(run.checkpoint(iteration), jobs, record)
             outcomes[mode] = [finished[i] for i in range(episodes)]
-    return outcomes
+            kept[mode] = [first[i] for i in sorted(first)]
+    return outcomes, kept
+
+
+def _eval_videos(run, iteration: int, seed: int, kept: dict, quiet: bool) -> None:
+    """Each mode's kept episodes as MP4s in DIR/videos/eval_iter_K_seedS/MODE/."""
+    from borl.eval.video import write_episode_videos
+    from borl.loop import checkpoint_name
+
+    env = run.task.make_env(horizon=run.config.horizon)
+    try:
+        for mode, episodes in kept.items():
+            directory = run.directory / "videos" / f"eval_{checkpoint_name(iteration)}_seed{seed}" / mode
+            paths = write_episode_videos(env, episodes, directory, progress=not quiet)
+            if not quiet:
+                console.print(f"{len(paths)} videos ({mode}) in {directory}")
+    finally:
+        env.close()
 
 
 def _mode(alone: bool) -> str:

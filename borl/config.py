@@ -123,6 +123,8 @@ class RunConfig:
     # ends' starts, so every iteration stays paired.
     eval_episodes_between: int | None = None
     eval_baseline: bool = True
+    # Deployed evaluation episodes drawn as MP4s into DIR/videos/iter_K/ each iteration (0: none).
+    videos: int = 0
     seed: int = 0
     workers: int = 2
     envs_per_worker: int = 8
@@ -279,6 +281,7 @@ def validate(config: RunConfig) -> None:
         "iterations": (config.iterations, 0),
         "rollouts": (config.rollouts, 0),
         "eval_episodes": (config.eval_episodes, 1),
+        "videos": (config.videos, 0),
         "workers": (config.workers, 1),
         "envs_per_worker": (config.envs_per_worker, 1),
         "train.policy_steps": (config.train.policy_steps, 0),

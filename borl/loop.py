@@ -29,6 +29,7 @@ from borl.envs.registry import Task, get_task
 from borl.errors import BorlError
 from borl.eval.plots import plot_success, plot_training_curves
 from borl.eval.stats import success_rate
+from borl.eval.video import write_episode_videos
 from borl.files import atomic_path, ensure_writable_directory, write_atomic
 from borl.formats import read_dataset
 from borl.rollout.backends import AnyCollector, open_collector
@@ -241,6 +242,8 @@ class Run:
         start = time.perf_counter()
         evals = self._evaluate(iteration, collector, progress)
         record("eval_seconds", time.perf_counter() - start)
+        if self.config.videos:
+            self.write_videos(iteration, evals["eval"][: self.config.videos], progress)
         rollouts = self.data.load(iteration, "rollout") if iteration > 0 else []
         eval_rate, eval_stderr = success_rate([e.success for e in evals["eval"]])
         plain_rate, plain_stderr = success_rate([e.success for e in evals.get("plain", [])])
@@ -261,6 +264,18 @@ class Run:
             **self._selection_stats(iteration, evals["eval"]),
         }
         self.record_metrics(iteration, row)
+
+    def videos_directory(self, iteration: int) -> Path:
+        return self.directory / "videos" / checkpoint_name(iteration)
+
+    def write_videos(self, iteration: int, episodes: list[Episode], progress: bool) -> list[Path]:
+        """MP4s of `episodes` in DIR/videos/iter_K/, rendered from their stored states (before the
+        metrics row that marks the iteration done, so a resumed run draws any it missed)."""
+        env = self.task.make_env(horizon=self.config.horizon)
+        try:
+            return write_episode_videos(env, episodes, self.videos_directory(iteration), progress=progress)
+        finally:
+            env.close()
 
     def record_metrics(self, iteration: int, row: dict) -> None:
         """Finish an iteration: its metrics file (the mark that it is done), metrics.csv and the plot."""

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Creates .venv and installs borl with its test tools. PyTorch is pinned to 2.13.0: on a machine
-# without a GPU pip takes the CPU build (set PIP_EXTRA_INDEX_URL to a CPU wheel index where your
-# package index only offers CUDA builds). Safe to run again: it only installs what is missing.
+# Creates .venv and installs borl with its test tools, and OSMesa for videos (as root, via apt-get).
+# PyTorch is pinned to 2.13.0: on a machine without a GPU pip takes the CPU build (set
+# PIP_EXTRA_INDEX_URL to a CPU wheel index where your package index only offers CUDA builds).
+# Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Videos render offscreen through OSMesa (software OpenGL, Debian's libosmesa6), installed when missing.
+if ! ldconfig -p | grep -q libOSMesa; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq libosmesa6) >/dev/null
+  else
+    echo "note: videos need OSMesa (sudo apt-get install libosmesa6), or MUJOCO_GL=egl on a GPU" >&2
+  fi
+fi
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip

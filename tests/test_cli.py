@@ -196,7 +196,7 @@ def test_unreadable_dataset(tmp_path, capsys):
     assert "garbage.hdf5" in _error_line(capsys)
 
 
-@pytest.mark.parametrize("flag", ["--rollouts", "--iterations", "--eval-episodes"])
+@pytest.mark.parametrize("flag", ["--rollouts", "--iterations", "--eval-episodes", "--video"])
 def test_negative_counts_exit_nonzero_without_traceback(flag):
     result = run_cli("run", "lift", flag, "-3")
     assert result.returncode != 0

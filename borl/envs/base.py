@@ -23,6 +23,10 @@ class TaskEnv(Protocol):
         """The simulator's flattened state (robomimic's "states" row)."""
         ...
 
+    def render_state(self, state: np.ndarray, size: int) -> np.ndarray:
+        """An RGB frame (size, size, 3) uint8 of a `sim_state` (for videos); ends any episode."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -25,6 +25,7 @@ import mujoco
 import numpy as np
 
 from borl.envs.base import TaskSpec, checked_action
+from borl.envs.rendering import FrameRenderer
 from borl.errors import BorlError
 
 # D4RL: success means the goal held on more than this many steps of the episode.
@@ -98,6 +99,7 @@ class PenEnv:
         self.episode_steps = 0
         self.goal_steps = 0
         self._done = True
+        self._frames = FrameRenderer()
 
     def reset(self, seed: int) -> np.ndarray:
         """Start an episode whose target orientation depends only on seed."""
@@ -128,5 +130,14 @@ class PenEnv:
         state = self.raw.get_env_state()
         return np.concatenate([state["qpos"], state["qvel"], state["desired_orien"]])
 
+    def render_state(self, state: np.ndarray, size: int) -> np.ndarray:
+        """An RGB frame (size, size, 3) uint8 of a `sim_state` from the scene's fixed camera; the
+        episode in progress, if any, must be reset afterwards."""
+        qpos, qvel, orientation = np.split(np.asarray(state, dtype=np.float64), [30, 60])
+        self.raw.set_env_state({"qpos": qpos, "qvel": qvel, "desired_orien": orientation})
+        self._done = True
+        return self._frames.render(self.raw.model, self.raw.data, "fixed", size)
+
     def close(self) -> None:
+        self._frames.close()
         self.gym.close()

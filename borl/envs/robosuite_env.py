@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from borl.envs.base import TaskSpec, checked_action
+from borl.envs.rendering import FrameRenderer
 from borl.errors import BorlError
 
 # borl's observation keys that robosuite names differently (robomimic uses borl's names).
@@ -83,6 +84,7 @@ class RobosuiteEnv:
         self.episode_steps = 0
         self._obs_dict: dict[str, np.ndarray] = {}
         self._done = True
+        self._frames = FrameRenderer(hidden_groups=(0,))
 
     def reset(self, seed: int) -> np.ndarray:
         """Start an episode whose initial state and dynamics depend only on seed."""
@@ -146,7 +148,16 @@ class RobosuiteEnv:
         """The simulator's flattened state (robomimic's "states" row)."""
         return np.asarray(self.raw.sim.get_state().flatten())
 
+    def render_state(self, state: np.ndarray, size: int) -> np.ndarray:
+        """An RGB frame (size, size, 3) uint8 of a flattened simulator state from robomimic's
+        `agentview` camera; the episode in progress, if any, must be reset afterwards."""
+        self.raw.sim.set_state_from_flattened(np.asarray(state, dtype=np.float64))
+        self.raw.sim.forward()
+        self._done = True
+        return self._frames.render(self.raw.sim.model._model, self.raw.sim.data._data, "agentview", size)
+
     def close(self) -> None:
+        self._frames.close()
         self.raw.close()
 
     def _flat(self, obs: dict[str, np.ndarray]) -> np.ndarray:

@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
         help="any config key, e.g. --set train.policy_steps=5000 --set critic.expectile=0.9",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--log",
+        help="also send training curves and metrics to: tensorboard, wandb (offline unless WANDB_MODE), "
+        "comma-separated; into DIR/logs",
+    )
 
     resume = sub.add_parser("resume", help="continue an interrupted run where it stopped")
     resume.add_argument("dir", type=Path)
@@ -161,7 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     bench = sub.add_parser("bench", help="throughput against this machine's limit; memory of a large store")
-    bench.add_argument("what", choices=["train", "sample", "rollout", "memory", "serve"])
+    bench.add_argument("what", choices=["train", "sample", "rollout", "memory", "serve", "sim"])
+    bench.add_argument("task", nargs="?", default="lift", help="sim: the robosuite task (default: lift)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--threads", type=_count(1), help="torch threads (train: 2, sample: 1)")
     bench.add_argument("--envs", type=_count(1), default=8, help="sample: environments in the batch")

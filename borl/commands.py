@@ -47,6 +47,7 @@ def tasks(args: argparse.Namespace) -> int:
 def demos(args: argparse.Namespace) -> int:
     from borl.envs.registry import get_task
     from borl.formats.robomimic import write_robomimic
+    from borl.logger import Logger
     from borl.rollout.demos import collect_demos
 
     task = get_task(args.task)
@@ -56,6 +57,7 @@ def demos(args: argparse.Namespace) -> int:
         args.episodes,
         seed=args.seed,
         noise=args.noise,
+        logger=Logger(),
         workers=args.workers,
         backend=args.backend,
         ray_address=args.ray_address,
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         ou_sigma=args.ou_sigma,
         videos=args.video,
+        log=tuple(args.log.split(",")) if args.log else None,
         horizon=args.horizon,
         device=args.device,
         policy_class=args.policy_class,
@@ -115,6 +118,7 @@ def resume(args: argparse.Namespace) -> int:
 
 def retrain(args: argparse.Namespace) -> int:
     from borl.loop import Run
+    from borl.retrain import branch
 
     source = Run.open(args.dir)
     config = source.config
@@ -124,7 +128,7 @@ def retrain(args: argparse.Namespace) -> int:
     config = replace(config, algo=axes_name(config))
     validate(config)
     _check_task_and_device(config)
-    run = Run.branch(source, args.iteration, args.out, config)
+    run = branch(source, args.iteration, args.out, config)
     console.print(
         f"retraining iteration {args.iteration} of {args.dir} as {config.algo}: [bold]{args.out}[/bold]"
     )
@@ -241,9 +245,9 @@ def _eval_outcomes(
     """Each mode's successes (extract or not) on the same `episodes` start states drawn by `seed`,
     and each mode's first `keep` episodes."""
     from borl.data.episode import Lineage
-    from borl.loop import checkpoint_name
     from borl.rollout.backends import open_collector
     from borl.rollout.collector import EpisodeJob, episode_seed
+    from borl.run_directory import checkpoint_name
 
     seeds = [episode_seed(seed, "eval", 0, i) for i in range(episodes)]
     outcomes: dict[str, list[bool]] = {}
@@ -271,13 +275,14 @@ def _eval_outcomes(
 def _eval_videos(run, iteration: int, seed: int, kept: dict, quiet: bool) -> None:
     """Each mode's kept episodes as MP4s in DIR/videos/eval_iter_K_seedS/MODE/."""
     from borl.eval.video import write_episode_videos
-    from borl.loop import checkpoint_name
+    from borl.logger import Logger
+    from borl.run_directory import checkpoint_name
 
     env = run.task.make_env(horizon=run.config.horizon)
     try:
         for mode, episodes in kept.items():
             directory = run.directory / "videos" / f"eval_{checkpoint_name(iteration)}_seed{seed}" / mode
-            paths = write_episode_videos(env, episodes, directory, progress=not quiet)
+            paths = write_episode_videos(env, episodes, directory, Logger(progress=not quiet))
             if not quiet:
                 console.print(f"{len(paths)} videos ({mode}) in {directory}")
     finally:
@@ -380,7 +385,11 @@ def bench(args: argparse.Namespace) -> int:
 
     config = build_config("recipe", False, parse_assignments(args.set))
     _check_task_and_device(config)
-    if args.what == "train":
+    if args.what == "sim":
+        from borl.bench_sim import step_breakdown
+
+        result = step_breakdown(args.task)
+    elif args.what == "train":
         result = benchmarks.bench_train(config, threads=args.threads or 2)
     elif args.what == "sample":
         result = benchmarks.bench_sample(config, envs=args.envs, threads=args.threads or 1)

@@ -16,6 +16,7 @@ from borl.critics import CRITICS, IQLConfig
 from borl.errors import BorlError, one_line
 from borl.extraction import EXTRACTIONS, Extraction
 from borl.files import write_atomic
+from borl.logger import check_outputs
 from borl.policies import POLICIES, DiffusionConfig, GaussianConfig
 
 
@@ -125,6 +126,8 @@ class RunConfig:
     eval_baseline: bool = True
     # Deployed evaluation episodes drawn as MP4s into DIR/videos/iter_K/ each iteration (0: none).
     videos: int = 0
+    # Where training curves and metrics also go: any of "tensorboard", "wandb" (borl/logger.py).
+    log: tuple[str, ...] = ()
     seed: int = 0
     workers: int = 2
     envs_per_worker: int = 8
@@ -297,6 +300,7 @@ def validate(config: RunConfig) -> None:
         if value < minimum:
             rule = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
             raise BorlError(f"{name} {rule} (got {value})")
+    check_outputs(config.log)
     if config.eval_episodes_between is not None and config.eval_episodes_between < 1:
         raise BorlError(f"eval_episodes_between must be at least 1 (got {config.eval_episodes_between})")
     if config.demos is not None and config.demos < 1:

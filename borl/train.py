@@ -27,6 +27,7 @@ from borl.data.episode import Episode
 from borl.data.normalization import Normalizer
 from borl.data.replay import TransitionDataset
 from borl.errors import BorlError
+from borl.logger import Logger
 
 
 @dataclass
@@ -149,7 +150,7 @@ def train_agent(
     seed: int,
     frozen: Agent | None = None,
     description: str = "train",
-    progress: bool = True,
+    logger: Logger | None = None,
     proposer: Agent | None = None,
     curves: list[dict] | None = None,
 ) -> tuple[Agent, dict[str, float]]:
@@ -197,7 +198,7 @@ def train_agent(
         agent.policy = frozen.policy
     start = time.perf_counter()
     total = sum(p.steps for p in phases)
-    with tqdm(total=total, desc=description, disable=not progress, unit="step") as bar:
+    with (logger or Logger(progress=False)).bar(total, description, "step") as bar:
         tracker = TrainingProgress(bar)
         run_phases(phases, data, rows, steps.threads, overlaps(config), tracker)
     info = dict(tracker.info)

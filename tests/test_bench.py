@@ -93,3 +93,22 @@ def test_bench_on_a_missing_gpu_is_one_line(capsys):
         capsys.readouterr().err.strip()
         == "borl: error: --device cuda asked for, but PyTorch sees no CUDA device"
     )
+
+
+def test_sim_breakdown_parts_add_up_to_the_step():
+    from borl.bench_sim import PARTS, step_breakdown
+
+    result = step_breakdown("lift", steps=30)
+    parts = [result[f"{part}_ms"] for part in PARTS]
+    assert (
+        all(value > 0 for value in parts[:3]) and result["python_glue_ms"] > -0.05 * result["wrapped_step_ms"]
+    )
+    assert sum(parts) + result["python_glue_ms"] == pytest.approx(result["wrapped_step_ms"])
+    assert result["substeps"] == 25 and 0 < result["raw_mj_step_ms"] < result["wrapped_step_ms"]
+    assert result["robosuite_steps_per_s"] == pytest.approx(1e3 / result["step_ms"])
+
+
+def test_sim_breakdown_of_a_task_robosuite_does_not_run_is_one_line(capsys):
+    assert main(["bench", "sim", "pen"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "measures robosuite tasks; 'pen' is not one" in err

@@ -66,9 +66,9 @@ def test_the_penalty_ranks_the_sampled_action_below_the_data_action():
 
 def test_training_draws_the_samples_from_the_agent_that_collected():
     config = build_config("recipe", True, {"policy_class": "gaussian", "critic": {"kind": "calql"}, **TINY})
-    collector, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False)
-    _, alone = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False)
-    _, sampled = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False, proposer=collector)
+    collector, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0)
+    _, alone = train_agent(config, mixed_episodes(), 2, 1, seed=0)
+    _, sampled = train_agent(config, mixed_episodes(), 2, 1, seed=0, proposer=collector)
     assert "critic/conservative_gap" not in alone and "critic/conservative_gap" in sampled
 
 

@@ -12,7 +12,7 @@ from borl.data.episode import Episode, Lineage
 from borl.data.store import EpisodeStore
 from borl.envs.registry import get_task
 from borl.eval.figures import draw_study_figures, eef_slice, title_figure
-from borl.loop import METRIC_COLUMNS
+from borl.run_directory import METRIC_COLUMNS
 
 ALL_FIGURES = {
     "fig3_success_vs_iteration_lift.png",

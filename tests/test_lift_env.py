@@ -96,7 +96,7 @@ def test_expert_lifts_the_cube_with_noise(env, seed: int) -> None:
 
 
 def test_collect_demos_records_lineage_and_is_reproducible() -> None:
-    demos, attempts = collect_demos(TASK, 2, seed=5, progress=False)
+    demos, attempts = collect_demos(TASK, 2, seed=5)
     assert attempts >= 2 and len(demos) == 2
     for index, demo in enumerate(demos):
         assert demo.success and demo.terminated and demo.rewards[-1] == 1.0
@@ -104,16 +104,16 @@ def test_collect_demos_records_lineage_and_is_reproducible() -> None:
         assert demo.lineage.noise == TASK.spec.demo_noise and demo.lineage.seed is not None
         assert demo.states.shape == (len(demo), 32) and demo.observations.shape == (len(demo) + 1, 19)
     assert demos[0].lineage.seed != demos[1].lineage.seed
-    again, _ = collect_demos(TASK, 1, seed=5, progress=False)
+    again, _ = collect_demos(TASK, 1, seed=5)
     np.testing.assert_array_equal(again[0].actions, demos[0].actions)
     with pytest.raises(BorlError, match="at least 1"):
-        collect_demos(TASK, 0, seed=5, progress=False)
+        collect_demos(TASK, 0, seed=5)
 
 
 def test_parallel_demos_equal_serial_demos_failed_attempts_included() -> None:
     # At a 28-step horizon most lift attempts run out of time, so successes come out of order.
-    serial, serial_attempts = collect_demos(TASK, 2, seed=5, horizon=28, progress=False)
-    parallel, parallel_attempts = collect_demos(TASK, 2, seed=5, horizon=28, progress=False, workers=2)
+    serial, serial_attempts = collect_demos(TASK, 2, seed=5, horizon=28)
+    parallel, parallel_attempts = collect_demos(TASK, 2, seed=5, horizon=28, workers=2)
     assert parallel_attempts == serial_attempts > 2
     for one, other in zip(serial, parallel, strict=True):
         assert one.lineage == other.lineage
@@ -125,10 +125,8 @@ def test_parallel_demos_equal_serial_demos_failed_attempts_included() -> None:
 
 def test_ray_demos_equal_serial_demos() -> None:
     pytest.importorskip("ray", reason="Ray is installed by scripts/setup.sh")
-    serial, serial_attempts = collect_demos(TASK, 2, seed=5, horizon=28, progress=False)
-    on_ray, ray_attempts = collect_demos(
-        TASK, 2, seed=5, horizon=28, progress=False, workers=2, backend="ray"
-    )
+    serial, serial_attempts = collect_demos(TASK, 2, seed=5, horizon=28)
+    on_ray, ray_attempts = collect_demos(TASK, 2, seed=5, horizon=28, workers=2, backend="ray")
     assert ray_attempts == serial_attempts
     for one, other in zip(serial, on_ray, strict=True):
         assert one.lineage == other.lineage

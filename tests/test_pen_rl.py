@@ -28,7 +28,7 @@ def train(demos: Path, out: Path, iterations: int) -> list[dict]:
 def test_trains_writes_weights_and_resumes_exactly(tmp_path: Path, env) -> None:
     # Any pen demonstrations in borl's layout will do for the cloning start; the feedback expert's are fast.
     demos = tmp_path / "demos.hdf5"
-    write_robomimic(demos, collect_demos(TASK, 2, seed=0, progress=False)[0], TASK.spec)
+    write_robomimic(demos, collect_demos(TASK, 2, seed=0)[0], TASK.spec)
     whole = train(demos, tmp_path / "whole.pt", 12)
     train(demos, tmp_path / "split.pt", 10)
     split = train(demos, tmp_path / "split.pt", 12)

@@ -12,7 +12,7 @@ import pytest
 from borl import study as studies
 from borl.cli import main
 from borl.eval.stats import bootstrap_ci, mean_and_stderr, paired_difference
-from borl.loop import METRIC_COLUMNS
+from borl.run_directory import METRIC_COLUMNS
 
 
 def _error_line(capsys) -> str:

@@ -64,7 +64,7 @@ def test_filtered_il_imitates_only_successful_episodes_and_demos():
 )
 def test_trained_policy_follows_its_training_set(algo, expected, device):
     config = build_config(algo, True, {"policy_class": "gaussian", "device": device, **TINY})
-    agent, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False)
+    agent, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0)
     assert (agent.critic is not None) == algo.endswith("recipe")
     mean, _ = agent.policy.distribution(torch.zeros(64, 2, device=device))
     # Normalised actions: +0.8 is 1.0; il's data hold 3 of +1 and 4 of -1, mean -1/7.
@@ -74,7 +74,7 @@ def test_trained_policy_follows_its_training_set(algo, expected, device):
 def test_an_agent_trained_on_a_device_acts_the_same_from_its_checkpoint_on_the_cpu(device, tmp_path):
     """Training may run on a GPU while collection workers load its checkpoint on the CPU."""
     config = build_config("recipe", True, {"device": device, **TINY})
-    agent, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False)
+    agent, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0)
     agent.save(tmp_path / "agent")
     loaded = Agent.load(tmp_path / "agent", config)
     assert next(loaded.policy.model.parameters()).device.type == "cpu"
@@ -92,7 +92,7 @@ def test_an_agent_trained_on_a_device_acts_the_same_from_its_checkpoint_on_the_c
 
 def test_awr_trains_the_critic_first_and_weights_the_policy():
     config = build_config("gaussian-awr", True, TINY)
-    agent, info = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False)
+    agent, info = train_agent(config, mixed_episodes(), 2, 1, seed=0)
     assert agent.critic is not None and info["policy/awr_weight"] > 0
     assert "critic/q_loss" in info
 
@@ -101,10 +101,10 @@ def test_steering_trains_the_policy_once():
     assert [ALGORITHMS["steering"].policy_iteration(i) for i in range(3)] == [0, 0, 0]
     assert [ALGORITHMS["value"].policy_iteration(i) for i in range(3)] == [0, 1, 2]
     config = build_config("steering", True, TINY)
-    first, _ = train_agent(config, mixed_episodes()[:1], 2, 1, seed=0, progress=False)
+    first, _ = train_agent(config, mixed_episodes()[:1], 2, 1, seed=0)
     before = {k: v.clone() for k, v in first.policy.model.state_dict().items()}
     critic_before = {k: v.clone() for k, v in first.critic.q_net.state_dict().items()}
-    second, info = train_agent(config, mixed_episodes(), 2, 1, seed=1, frozen=first, progress=False)
+    second, info = train_agent(config, mixed_episodes(), 2, 1, seed=1, frozen=first)
     assert not any(key.startswith("policy/") for key in info)
     assert second.normalizer is first.normalizer
     for key, value in second.policy.model.state_dict().items():
@@ -176,7 +176,7 @@ def test_the_first_candidate_is_the_policys_own_sample():
     from borl.errors import BorlError
 
     config = build_config("recipe", True, {**TINY, "extraction": {"safety_k": 1e9}})
-    agent, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0, progress=False)
+    agent, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0)
     obs = np.array([[0.0, 0.0], [0.5, -0.5], [-1.0, 1.0]], np.float32)
 
     def act(extract: bool) -> np.ndarray:

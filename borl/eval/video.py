@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm import tqdm
 
 from borl.data.episode import Episode
 from borl.errors import BorlError
 from borl.files import atomic_path
+from borl.logger import Logger
 
 if TYPE_CHECKING:  # the simulators are the caller's: this module only asks one for frames
     from borl.envs.base import TaskEnv
@@ -79,13 +79,15 @@ def write_episode_videos(
     env: TaskEnv,
     episodes: Sequence[Episode],
     directory: Path,
+    logger: Logger | None = None,
     size: int = DEFAULT_SIZE,
-    progress: bool = True,
 ) -> list[Path]:
     """One MP4 per episode in `directory` (named by source, index and outcome); returns the paths."""
     paths = []
-    for episode in tqdm(episodes, desc="videos", unit="video", disable=not progress):
-        path = directory / video_name(episode)
-        write_video(path, episode_frames(env, episode, size))
-        paths.append(path)
+    with (logger or Logger(progress=False)).bar(len(episodes), "videos", "video") as bar:
+        for episode in episodes:
+            path = directory / video_name(episode)
+            write_video(path, episode_frames(env, episode, size))
+            paths.append(path)
+            bar.update()
     return paths

@@ -16,7 +16,9 @@ from borl.data.episode import Episode
 from borl.errors import BorlError
 from borl.eval.stats import success_rate
 from borl.formats.robomimic import demo_attributes, read_robomimic
-from borl.loop import METRIC_COLUMNS, Run, checkpoint_name
+from borl.logger import Logger, run_logger
+from borl.loop import Run
+from borl.run_directory import METRIC_COLUMNS, checkpoint_name
 
 SOURCES = ("robot", "demo")
 
@@ -115,9 +117,14 @@ def ingest(run: Run, files: list[Path], source: str = "robot") -> IngestReport:
 def train_next(run: Run, progress: bool = True) -> dict:
     """Train the next iteration on all data (D0 and everything ingested), write its checkpoint and
     its metrics row (no evaluation columns: there is no simulator); returns the row."""
+    with run_logger(run.directory, run.config, progress) as logger:
+        return _train_next(run, logger)
+
+
+def _train_next(run: Run, logger: Logger) -> dict:
     iteration = next_iteration(run)
     if iteration == 0:
-        run.ensure_demos(progress)
+        run.ensure_demos(logger)
     else:
         batch = [e for e in run.data.load(iteration) if e.lineage.source in SOURCES]
         if not batch:
@@ -127,7 +134,7 @@ def train_next(run: Run, progress: bool = True) -> dict:
     if run.config.iterations < iteration:
         run.config = replace(run.config, iterations=iteration)
         save_config(run.config, run.directory / "config.yaml")
-    info = run.train(iteration, progress)
+    info = run.train(iteration, logger)
     recorded = run.data.load(iteration, "robot") if iteration > 0 else []
     nan = float("nan")
     row = {key: "" for key in METRIC_COLUMNS}  # selection stats: measured on evaluation episodes only
@@ -147,5 +154,6 @@ def train_next(run: Run, progress: bool = True) -> dict:
         eval_seconds=0.0,
     )
     run.record_metrics(iteration, row)
+    logger.metrics(iteration, row)
     row["checkpoint"] = checkpoint_name(iteration)
     return row

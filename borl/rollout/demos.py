@@ -9,12 +9,11 @@ import signal
 from collections.abc import Iterator
 from dataclasses import replace
 
-from tqdm import tqdm
-
 from borl.data.episode import Episode
 from borl.envs.demos import make_attempt
 from borl.envs.registry import Task, get_task
 from borl.errors import BorlError
+from borl.logger import Logger
 from borl.workers import get_from_workers, get_while_parent_lives
 
 
@@ -84,7 +83,7 @@ def collect_demos(
     episodes: int,
     seed: int,
     noise: float | None = None,
-    progress: bool = True,
+    logger: Logger | None = None,
     horizon: int | None = None,
     workers: int = 1,
     backend: str = "local",
@@ -118,7 +117,7 @@ def collect_demos(
     else:
         made = _parallel_attempts(task, seed, noise, horizon, workers)
     try:
-        with tqdm(total=episodes, desc=f"{task.spec.name} demos", unit="demo", disable=not progress) as bar:
+        with (logger or Logger(progress=False)).bar(episodes, f"{task.spec.name} demos", "demo") as bar:
             while len(demos) < episodes:
                 if attempts == max_attempts:
                     raise BorlError(

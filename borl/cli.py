@@ -209,6 +209,17 @@ def _parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="redraw the figures of run or study directories")
     plot.add_argument("dirs", type=Path, nargs="+")
+    video = sub.add_parser("video", help="draw a run's stored episodes as MP4s, from their simulator states")
+    video.add_argument("dir", type=Path)
+    video.add_argument("--iteration", type=_count(0), help="default: the latest finished")
+    video.add_argument("--count", type=_count(1), default=4, help="episodes to draw (the first ones)")
+    video.add_argument(
+        "--source",
+        choices=["eval", "plain", "rollout"],
+        default="eval",
+        help="eval: as deployed; plain: the policy alone; rollout: the iteration's collected rollouts",
+    )
+    video.add_argument("--quiet", action="store_true", help="no progress bar")
     _robot_commands(sub)
     return parser
 

@@ -377,6 +377,26 @@ def plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def video(args: argparse.Namespace) -> int:
+    from borl.logger import Logger
+    from borl.loop import Run
+
+    run = Run.open(args.dir)
+    done = run.completed_iterations()
+    if not done:
+        raise BorlError(f"{args.dir} has no finished iteration yet")
+    iteration = done[-1] if args.iteration is None else args.iteration
+    if iteration not in done:
+        raise BorlError(f"{args.dir} has not finished iteration {iteration} (finished: {done})")
+    store = run.data if args.source == "rollout" else run.evals
+    episodes = store.load(iteration, args.source)[: args.count]
+    if not episodes:
+        raise BorlError(f"iteration {iteration} of {args.dir} has no {args.source} episodes")
+    for path in run.write_videos(iteration, episodes, Logger(progress=not args.quiet)):
+        print(f"wrote {path}")
+    return 0
+
+
 def bench(args: argparse.Namespace) -> int:
     import json
     import tempfile

@@ -71,3 +71,14 @@ def test_without_a_renderer_the_error_is_one_line(tmp_path):
     assert result.returncode != 0
     assert "BorlError: cannot render offscreen with MUJOCO_GL=disable" in result.stderr
     assert "apt-get install libosmesa6" in result.stderr.splitlines()[-1]
+
+
+def test_borl_video_draws_a_finished_runs_stored_episodes(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "lift", *SMALL, "--algo", "il", "--iterations", "0", "--out", str(out)]) == 0
+    assert main(["video", str(out), "--count", "1", "--quiet"]) == 0
+    (path,) = (out / "videos" / "iter_000").glob("eval_00000_*.mp4")
+    assert f"wrote {path}" in capsys.readouterr().out
+    assert len(read_video(path)) == len(EpisodeStore(out / "eval").load(0, "eval")[0]) + HOLD_FRAMES
+    assert main(["video", str(out), "--iteration", "3"]) == 2
+    assert "has not finished iteration 3 (finished: [0])" in capsys.readouterr().err

@@ -38,7 +38,8 @@ class FrameRenderer:
                 backend = os.environ.get("MUJOCO_GL", "(unset)")
                 raise BorlError(
                     f"cannot render offscreen with MUJOCO_GL={backend} ({one_line(error)}): on a machine "
-                    "without a GPU install OSMesa (apt-get install libosmesa6); with one, set MUJOCO_GL=egl"
+                    "without a GPU install OSMesa (apt-get install libosmesa6); with one, set MUJOCO_GL=egl; "
+                    "MuJoCo picks the backend when first imported, so set it before importing mujoco"
                 ) from None
             self._key = (id(model), size)
         self._renderer.update_scene(data, camera=camera, scene_option=self._options)

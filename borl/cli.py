@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="the smallest settings: a one-minute check")
     run.add_argument("--out", type=Path, help="run directory (default: runs/TASK-ALGO-seedS)")
     run.add_argument(
+        "--config",
+        type=Path,
+        help="a YAML file of config keys (any subset; a run's DIR/config.yaml is one), applied after the "
+        "preset and before the flags and --set",
+    )
+    run.add_argument(
         "--set",
         action="append",
         default=[],

@@ -15,6 +15,7 @@ from borl.config import (
     build_config,
     merge,
     parse_assignments,
+    read_config_file,
     validate,
     with_preset,
 )
@@ -96,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
             k: v for k, v in {"kind": args.extraction, "candidates": args.candidates}.items() if v is not None
         },
     )
-    config = build_config(args.algo, args.quick, flags, parse_assignments(args.set))
+    from_file = read_config_file(args.config) if args.config else {}
+    config = build_config(args.algo, args.quick, from_file, flags, parse_assignments(args.set))
     _check_task_and_device(config)
     out = (
         args.out

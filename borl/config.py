@@ -348,7 +348,8 @@ def save_config(config: RunConfig, path: Path) -> None:
     write_atomic(path, yaml.safe_dump(_plain(dataclasses.asdict(config)), sort_keys=False))
 
 
-def load_config(path: Path) -> RunConfig:
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The (nested) keys of a YAML config file, any subset of a RunConfig's; one BorlError if unreadable."""
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as error:
@@ -357,7 +358,11 @@ def load_config(path: Path) -> RunConfig:
         raise BorlError(f"config {path} is not valid YAML: {one_line(error)}") from None
     if not isinstance(data, dict):
         raise BorlError(f"config {path} is not a mapping")
-    config = merge(RunConfig(), data)
+    return data
+
+
+def load_config(path: Path) -> RunConfig:
+    config = merge(RunConfig(), read_config_file(path))
     validate(config)
     return config
 

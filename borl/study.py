@@ -5,6 +5,7 @@ A study directory:
 
     DIR/study.yaml                                  the grid (what `--resume` and `borl plot` read)
     DIR/runs/<task>/<preset>/M<m>_ou<x>/seed<s>/    one `borl run` directory per grid point
+    DIR/configs/<task>_<preset>_M<m>_ou<x>_seed<s>.yaml the resolved config each run starts from
     DIR/logs/<task>_<preset>_M<m>_ou<x>_seed<s>.log  each run's output, appended on every attempt
     DIR/summary.csv                                 one row per run and iteration
     DIR/summary_by_method.csv                       over seeds: mean, s.e., bootstrap 95% interval
@@ -34,7 +35,7 @@ from typing import IO, Any
 import numpy as np
 import yaml
 
-from borl.config import PRESETS, build_config, parse_assignments
+from borl.config import PRESETS, RunConfig, build_config, parse_assignments, save_config
 from borl.errors import BorlError, one_line
 from borl.eval.stats import bootstrap_ci, mean_and_stderr
 from borl.files import atomic_path, ensure_writable_directory, write_atomic
@@ -140,34 +141,16 @@ class StudyGrid:
             )
         ]
 
-    def run_arguments(self, point: Point, directory: Path) -> list[str]:
-        """`borl run` arguments that start the run of `point` in `directory`."""
-        args = [
-            "run",
-            point.task,
-            "--algo",
-            point.preset,
-            "--iterations",
-            str(self.iterations),
-            "--rollouts",
-            str(point.rollouts),
-            "--eval-episodes",
-            str(self.eval_episodes),
-            "--seed",
-            str(point.seed),
-            "--ou-sigma",
-            repr(point.ou_sigma),
-            "--quiet",
-            "--out",
-            str(directory),
-        ]
-        if self.quick:
-            args.append("--quick")
-        if self.workers is not None:
-            args += ["--workers", str(self.workers)]
-        for assignment in self.overrides:
-            args += ["--set", assignment]
-        return args
+    def point_config(self, point: Point) -> RunConfig:
+        """The resolved config of `point`'s run: its preset, the grid's values for it, the overrides."""
+        settings = parse_assignments(list(self.overrides))
+        return build_config(point.preset, self.quick, self.config_flags(point), settings)
+
+    def run_arguments(self, point: Point, directory: Path, config_file: Path) -> list[str]:
+        """`borl run` arguments that start the run of `point` in `directory` from its config file
+        (`point_config`, written there by the study): the run gets the config itself, not flags
+        rebuilt from it."""
+        return ["run", point.task, "--config", str(config_file), "--quiet", "--out", str(directory)]
 
     def config_flags(self, point: Point) -> dict[str, Any]:
         return {
@@ -261,7 +244,7 @@ def make_grid(
         overrides=tuple(overrides),
     )
     for point in grid.points():
-        build_config(point.preset, quick, grid.config_flags(point), settings)
+        grid.point_config(point)
     return grid
 
 
@@ -363,7 +346,10 @@ def _start(directory: Path, grid: StudyGrid, point: Point) -> _Running | None:
     if (run_directory / "config.yaml").exists():
         args = ["resume", str(run_directory), "--quiet"]
     else:
-        args = grid.run_arguments(point, run_directory)
+        config_file = directory / "configs" / f"{point.log_name}.yaml"
+        config_file.parent.mkdir(parents=True, exist_ok=True)
+        save_config(grid.point_config(point), config_file)
+        args = grid.run_arguments(point, run_directory, config_file)
     command = [sys.executable, "-m", "borl", *args]
     log = open(logs / f"{point.log_name}.log", "a")  # noqa: SIM115 - closed when the run ends
     log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(command)}\n")

@@ -101,3 +101,22 @@ def test_a_zero_between_count_is_refused(tmp_path, capsys):
     args = ["--set", "eval_episodes_between=0", "--out", str(tmp_path / "run")]
     assert main(["run", "lift", *SMALL, *args]) == 2
     assert "eval_episodes_between must be at least 1" in capsys.readouterr().err
+
+
+def test_a_config_file_sets_keys_that_flags_and_set_then_override(tmp_path, capsys):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(
+        yaml.safe_dump({"algorithm": "filtered_il", "extraction": {"kind": "none"}, "rollouts": 7, "seed": 4})
+    )
+    out = tmp_path / "run"
+    args = ["--iterations", "0", "--config", str(settings), "--rollouts", "2", "--set", "seed=5"]
+    assert main(["run", "lift", *SMALL, *args, "--out", str(out)]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert (saved["algo"], saved["rollouts"], saved["seed"]) == ("filtered-il", 2, 5)
+    # A run's own config.yaml is a config file: it starts the same run again.
+    again = tmp_path / "again"
+    assert main(["run", "lift", "--quiet", "--config", str(out / "config.yaml"), "--out", str(again)]) == 0
+    assert (again / "config.yaml").read_text() == (out / "config.yaml").read_text()
+    settings.write_text("- not a mapping\n")
+    assert main(["run", "lift", *SMALL, "--config", str(settings), "--out", str(tmp_path / "x")]) == 2
+    assert f"config {settings} is not a mapping" in capsys.readouterr().err

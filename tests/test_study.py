@@ -140,9 +140,24 @@ def test_grid_layout_and_run_arguments(tmp_path):
     assert [p.seed for p in points[:8]] == [0] * 8
     point = studies.Point("lift", "filtered-il", 8, 0.3, 1)
     assert point.relative == Path("runs/lift/filtered-il/M8_ou0.3/seed1")
-    args = grid.run_arguments(point, tmp_path / "run")
-    assert args[:4] == ["run", "lift", "--algo", "filtered-il"] and "--quick" in args
-    assert args[args.index("--ou-sigma") + 1] == "0.3" and args[args.index("--rollouts") + 1] == "8"
+    config = grid.point_config(point)
+    assert (config.algo, config.quick, config.rollouts, config.ou_sigma, config.seed) == (
+        "filtered-il",
+        True,
+        8,
+        0.3,
+        1,
+    )
+    args = grid.run_arguments(point, tmp_path / "run", tmp_path / "point.yaml")
+    assert args == [
+        "run",
+        "lift",
+        "--config",
+        str(tmp_path / "point.yaml"),
+        "--quiet",
+        "--out",
+        str(tmp_path / "run"),
+    ]
 
     assert studies.open_study(tmp_path, grid) == grid
     assert studies.open_study(tmp_path) == grid

@@ -208,7 +208,16 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides for every run"
     )
-    study.add_argument("--parallel", type=_count(1), help="runs at once (default: one per 2 cores)")
+    study.add_argument(
+        "--parallel", type=_count(1), help="runs at once (default: one per 2 cores; Ray: every run)"
+    )
+    study.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="each run a process here, or a Ray task holding its --workers CPUs (shared study directory)",
+    )
+    study.add_argument("--ray-address", help="the Ray cluster to run on (default: start a local Ray)")
     place = study.add_mutually_exclusive_group()
     place.add_argument("--out", type=Path, help="the study directory")
     place.add_argument("--resume", type=Path, metavar="DIR", help="continue the study in DIR with its grid")

@@ -327,7 +327,20 @@ def study(args: argparse.Namespace) -> int:
                 overrides=args.set,
             ),
         )
-    failed = studies.run_study(directory, grid, args.parallel or studies.default_parallel(grid))
+    if args.backend == "ray":
+        import os
+
+        from borl.study_ray import RayLauncher
+
+        cpus = grid.workers or build_config("recipe", grid.quick).workers
+        launcher = RayLauncher(cpus, args.ray_address, local_cpus=os.cpu_count() or 2)
+        try:
+            parallel = args.parallel or len(grid.points())
+            failed = studies.run_study(directory, grid, parallel, launch=launcher)
+        finally:
+            launcher.close()
+    else:
+        failed = studies.run_study(directory, grid, args.parallel or studies.default_parallel(grid))
     _study_report(directory, grid)
     if failed:
         raise BorlError(

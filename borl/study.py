@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -39,6 +39,9 @@ from borl.config import PRESETS, RunConfig, build_config, parse_assignments, sav
 from borl.errors import BorlError, one_line
 from borl.eval.stats import bootstrap_ci, mean_and_stderr
 from borl.files import atomic_path, ensure_writable_directory, write_atomic
+
+if TYPE_CHECKING:
+    from borl.study_ray import RayProcess
 
 STUDY_FILE = "study.yaml"
 
@@ -315,7 +318,7 @@ def _first_and_last(run_directory: Path) -> str:
 @dataclass
 class _Running:
     point: Point
-    process: subprocess.Popen
+    process: subprocess.Popen | RayProcess
     log: IO[str]
     lock: int
     started: float
@@ -332,7 +335,18 @@ def _lock(path: Path) -> int | None:
     return fd
 
 
-def _start(directory: Path, grid: StudyGrid, point: Point) -> _Running | None:
+Launch = Callable[[list[str], IO[str], int], "subprocess.Popen | RayProcess"]
+
+
+def launch_here(args: list[str], log: IO[str], lock: int) -> subprocess.Popen:
+    """A grid point's `python -m borl ...` process on this machine; it inherits the point's lock."""
+    command = [sys.executable, "-m", "borl", *args]
+    return subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock,)
+    )
+
+
+def _start(directory: Path, grid: StudyGrid, point: Point, launch: Launch) -> _Running | None:
     """Start (or resume) one run in its own process; None if another process is running it.
 
     The run's process inherits the lock, so the lock lasts as long as the run even if the study dies.
@@ -350,14 +364,10 @@ def _start(directory: Path, grid: StudyGrid, point: Point) -> _Running | None:
         config_file.parent.mkdir(parents=True, exist_ok=True)
         save_config(grid.point_config(point), config_file)
         args = grid.run_arguments(point, run_directory, config_file)
-    command = [sys.executable, "-m", "borl", *args]
     log = open(logs / f"{point.log_name}.log", "a")  # noqa: SIM115 - closed when the run ends
-    log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(command)}\n")
+    log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')}: borl {' '.join(args)}\n")
     log.flush()
-    process = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock,)
-    )
-    return _Running(point, process, log, lock, time.monotonic())
+    return _Running(point, launch(args, log, lock), log, lock, time.monotonic())
 
 
 def _last_line(path: Path) -> str:
@@ -366,9 +376,14 @@ def _last_line(path: Path) -> str:
 
 
 def run_study(
-    directory: Path, grid: StudyGrid, parallel: int, echo: Callable[[str], None] = print
+    directory: Path,
+    grid: StudyGrid,
+    parallel: int,
+    echo: Callable[[str], None] = print,
+    launch: Launch = launch_here,
 ) -> list[Point]:
-    """Run every unfinished point of the grid, `parallel` at a time; returns the points that failed.
+    """Run every unfinished point of the grid, `parallel` at a time, each a process that `launch`
+    starts (here, or a Ray task: borl/study_ray.py); returns the points that failed.
 
     A failed run does not stop the others; its log says why, and the next `--resume` retries it.
     """
@@ -386,7 +401,7 @@ def run_study(
         while queue or running:
             while queue and len(running) < parallel:
                 point = queue.pop(0)
-                started = _start(directory, grid, point)
+                started = _start(directory, grid, point, launch)
                 if started is None:
                     echo(f"  {point.label}: another process is running it; left to that process")
                     failed.append(point)

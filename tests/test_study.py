@@ -223,7 +223,7 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path):
     assert sorted(failed, key=str) == sorted(grid.points(), key=str)
     assert "another process is running it" in " ".join(notes)
     log = (directory / "logs" / f"{grid.points()[0].log_name}.log").read_text()
-    assert "-m borl resume" in log and "not a mapping" in log
+    assert "borl resume" in log and "not a mapping" in log
 
 
 def test_quick_study_runs_summarises_draws_and_resumes_at_once(tmp_path, capsys):
@@ -248,3 +248,10 @@ def test_quick_study_runs_summarises_draws_and_resumes_at_once(tmp_path, capsys)
         assert time.monotonic() - start < 30
         assert "1 of 1 runs finished" in capsys.readouterr().out
         assert (log.read_text(), (run / "metrics.csv").stat().st_mtime_ns) == before
+
+    # The same grid as Ray tasks on a local Ray of 2 CPUs: the same episodes, hence the same summary.
+    on_ray = tmp_path / "on_ray"
+    assert main([*command[:-1], str(on_ray), "--backend", "ray"]) == 0
+    with open(on_ray / "summary.csv") as f:
+        assert list(csv.DictReader(f)) == rows
+    assert "finished" in capsys.readouterr().out

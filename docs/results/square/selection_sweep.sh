@@ -11,3 +11,6 @@ for spec in "k1:--set extraction.safety_k=1" "k2:--set extraction.safety_k=2" "k
   $B eval $RUN --iteration 1 --episodes 50 --seed 777 $args --json > $O/$name.json
 done
 echo done > $O/DONE
+# The HL-Gauss critic: iteration 1 retrained on the same data, then paired on the same choice starts.
+borl retrain $RUN --iteration 1 --out HL --set critic.kind=hlgauss
+$B eval HL --iteration 1 --episodes 50 --seed 777 --paired --json > $O/hlgauss_k3.json

@@ -51,45 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     demos.add_argument("--ray-address", help="Ray cluster to join (default: start a local Ray)")
 
-    run = sub.add_parser("run", help="batch online RL: D0, then iterations of collect and retrain")
+    run = sub.add_parser(
+        "run",
+        help="batch online RL: D0, then iterations of collect and retrain",
+        allow_abbrev=False,  # --extraction and --extraction.kind are two spellings of one key
+    )
     run.add_argument("task")
     run.add_argument(
         "--algo",
         default="recipe",
         help="preset: recipe, il, filtered-il, filtered-recipe, awr, gaussian-awr, gaussian-implicit, "
-        "steering",
-    )
-    axes = run.add_argument_group("the study's axes (each overrides the preset's)")
-    axes.add_argument("--policy-class", help="diffusion or gaussian")
-    axes.add_argument(
-        "--algorithm",
-        help="value (BC + IQL critic), filtered_value (BC on successful episodes + critic), il, "
-        "filtered_il (successful episodes only) or steering (policy frozen after D0, critic retrained)",
-    )
-    axes.add_argument("--extraction", help="implicit (best-of-N by Q), awr (Q-weighted BC) or none")
-    run.add_argument(
-        "--dataset",
-        help="demonstrations: a robomimic HDF5 file, or for pen a Minari dataset directory or D4RL HDF5 file "
-        "(default: made by the scripted expert)",
-    )
-    run.add_argument("--demos", type=_count(1), help="D0 size (default: the task's)")
-    run.add_argument("--iterations", type=_count(0))
-    run.add_argument("--rollouts", type=_count(0), help="rollouts M per iteration")
-    run.add_argument("--eval-episodes", type=_count(1))
-    run.add_argument("--seed", type=int)
-    run.add_argument("--workers", type=_count(1), help="collection processes")
-    run.add_argument(
-        "--backend", choices=["local", "ray"], help="collection on local processes or Ray actors"
-    )
-    run.add_argument("--ray-address", help="Ray cluster to join (default: start a local Ray)")
-    run.add_argument("--ou-sigma", type=_nonnegative_float, help="OU noise during collection (0 = off)")
-    run.add_argument("--candidates", type=_count(1), help="best-of-N candidates for implicit extraction")
-    run.add_argument("--horizon", type=_count(1), help="episode length limit (default: the task's)")
-    run.add_argument("--device", choices=["cpu", "cuda"])
-    run.add_argument(
-        "--video",
-        type=_count(0),
-        help="deployed evaluation episodes drawn as MP4s each iteration (DIR/videos)",
+        "steering (settings below override it)",
     )
     run.add_argument("--quick", action="store_true", help="the smallest settings: a one-minute check")
     run.add_argument("--out", type=Path, help="run directory (default: runs/TASK-ALGO-seedS)")
@@ -104,14 +76,10 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="any config key, e.g. --set train.policy_steps=5000 --set critic.expectile=0.9",
+        help="any config key, e.g. --set train.policy_steps=5000 (the same as --train.policy-steps 5000)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument(
-        "--log",
-        help="also send training curves and metrics to: tensorboard, wandb (offline unless WANDB_MODE), "
-        "comma-separated; into DIR/logs",
-    )
+    _add_settings(run)
 
     resume = sub.add_parser("resume", help="continue an interrupted run where it stopped")
     resume.add_argument("dir", type=Path)
@@ -199,11 +167,11 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("--tasks", help="comma-separated tasks (default: lift)")
     study.add_argument("--algos", help="comma-separated presets, e.g. recipe,il (default: recipe)")
     study.add_argument("--seeds", type=_count(1), help="seeds 0..K-1 per point (default: 3)")
-    study.add_argument("--iterations", type=_count(0))
+    study.add_argument("--iterations", type=int)
     study.add_argument("--rollouts", help="rollouts M per iteration, comma-separated, e.g. 50,100,200")
-    study.add_argument("--eval-episodes", type=_count(1))
+    study.add_argument("--eval-episodes", type=int)
     study.add_argument("--ou-sigma", help="OU noise levels, comma-separated, e.g. 0,0.3 (default: 0)")
-    study.add_argument("--workers", type=_count(1), help="collection processes per run")
+    study.add_argument("--workers", type=int, help="collection processes per run")
     study.add_argument("--quick", action="store_true", help="every run in quick mode")
     study.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides for every run"
@@ -237,6 +205,45 @@ def _parser() -> argparse.ArgumentParser:
     video.add_argument("--quiet", action="store_true", help="no progress bar")
     _robot_commands(sub)
     return parser
+
+
+# The config keys that have flags of their own.
+_OWN_FLAGS = {"task", "algo", "quick"}
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """Every config key as --KEY VALUE (--train.policy-steps 5000), with its help and default, read
+    from the config dataclasses (borl/settings.py); values are checked when the config is built."""
+    from borl.config import RunConfig
+    from borl.settings import SETTING, keys
+
+    group = parser.add_argument_group(
+        "settings",
+        "every config key (also --set KEY=VALUE or a --config file); limits are checked once, when the "
+        "config is built",
+    )
+    for key in keys(RunConfig()):
+        if key.name in _OWN_FLAGS:
+            continue
+        # A help that says what an unset key means carries its own default.
+        shown = "" if "default" in key.help else f" (default: {_shown(key.default)})"
+        group.add_argument(
+            f"--{key.name.replace('_', '-')}",
+            *key.flags,
+            dest=SETTING + key.name,
+            metavar=key.metavar,
+            help=(key.help + shown).replace("%", "%%"),
+        )
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, tuple):
+        if all(isinstance(v, str) for v in value):
+            return ",".join(value) or "none"
+        return str(list(value))
+    return str(value)
 
 
 def _robot_commands(sub: argparse._SubParsersAction) -> None:

@@ -21,6 +21,8 @@ from borl.config import (
 )
 from borl.errors import BorlError
 from borl.files import ensure_writable_file
+from borl.logger import run_logger
+from borl.settings import settings_given
 
 console = Console()
 
@@ -75,28 +77,10 @@ def demos(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from borl.loop import Run
 
-    flags = dict(
-        task=args.task,
-        dataset=str(Path(args.dataset).resolve()) if args.dataset else None,
-        demos=args.demos,
-        iterations=args.iterations,
-        rollouts=args.rollouts,
-        eval_episodes=args.eval_episodes,
-        seed=args.seed,
-        workers=args.workers,
-        backend=args.backend,
-        ray_address=args.ray_address,
-        ou_sigma=args.ou_sigma,
-        videos=args.video,
-        log=tuple(args.log.split(",")) if args.log else None,
-        horizon=args.horizon,
-        device=args.device,
-        policy_class=args.policy_class,
-        algorithm=args.algorithm,
-        extraction={
-            k: v for k, v in {"kind": args.extraction, "candidates": args.candidates}.items() if v is not None
-        },
-    )
+    given = settings_given(args)
+    if "dataset" in given:
+        given["dataset"] = str(Path(given["dataset"]).resolve())
+    flags = {"task": args.task, **parse_assignments([f"{name}={text}" for name, text in given.items()])}
     from_file = read_config_file(args.config) if args.config else {}
     config = build_config(args.algo, args.quick, from_file, flags, parse_assignments(args.set))
     _check_task_and_device(config)
@@ -149,7 +133,8 @@ def _check_task_and_device(config) -> None:
 
 
 def _finish(run, quiet: bool) -> int:
-    rows = run.execute(progress=not quiet)
+    with run_logger(run.directory, run.config, progress=not quiet) as logger:
+        rows = run.execute(logger)
     _summary(rows, run.directory)
     return 0
 
@@ -247,14 +232,13 @@ def _eval_outcomes(
     """Each mode's successes (extract or not) on the same `episodes` start states drawn by `seed`,
     and each mode's first `keep` episodes."""
     from borl.data.episode import Lineage
-    from borl.rollout.backends import open_collector
-    from borl.rollout.collector import EpisodeJob, episode_seed
+    from borl.rollout.collector import Collector, EpisodeJob, episode_seed
     from borl.run_directory import checkpoint_name
 
     seeds = [episode_seed(seed, "eval", 0, i) for i in range(episodes)]
     outcomes: dict[str, list[bool]] = {}
     kept: dict[str, list] = {}
-    with open_collector(config) as collector:
+    with Collector(config) as collector:
         for mode, extract in modes.items():
             jobs = [
                 EpisodeJob(Lineage("eval", iteration, i, checkpoint_name(iteration), s), extract=extract)
@@ -480,7 +464,8 @@ def train(args: argparse.Namespace) -> int:
         config = build_config(args.algo, args.quick, flags, {"iterations": 0}, parse_assignments(args.set))
         _check_task_and_device(config)
         run = Run.create(args.dir, config)
-    row = train_next(run, progress=not args.quiet)
+    with run_logger(run.directory, run.config, progress=not args.quiet) as logger:
+        row = train_next(run, logger)
     console.print(
         f"iteration {row['iteration']} trained on {row['transitions']} transitions in "
         f"{row['train_seconds']:.0f} s: {args.dir / 'checkpoints' / row['checkpoint']} "

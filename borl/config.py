@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from borl.extraction import EXTRACTIONS, Extraction
 from borl.files import write_atomic
 from borl.logger import check_outputs
 from borl.policies import POLICIES, DiffusionConfig, GaussianConfig
+from borl.settings import check_limits, keys, nest, setting
 
 
 @dataclass
@@ -33,12 +34,13 @@ class TrainConfig:
     side by side for the whole of training.
     """
 
-    policy_steps: int = 10000
-    critic_steps: int = 10000
-    batch_size: int = 256
-    threads: int = 2
-    # Train critic and policy side by side on separate threads when independent (borl/train.py).
-    overlap: bool = True
+    policy_steps: int = setting(10000, minimum=0, help="the policy's gradient steps per iteration")
+    critic_steps: int = setting(10000, minimum=0, help="the critic's gradient steps per iteration")
+    batch_size: int = setting(256, minimum=1, help="transitions per gradient step")
+    threads: int = setting(2, minimum=1, help="torch threads for training")
+    overlap: bool = setting(
+        True, help="train critic and policy side by side on separate threads when independent"
+    )
 
 
 @dataclass
@@ -65,14 +67,28 @@ class ExtractionConfig:
     exceeds safety_margin. None is the study's plain argmax of the min Q.
     """
 
-    kind: str = "implicit"
-    candidates: int = 32
-    temperature: float = 0.0
-    beta: float = 10.0
-    max_weight: float = 100.0
-    from_iteration: int = 0
-    safety_k: float | None = None
-    safety_margin: float = 0.0
+    kind: str = setting(
+        "implicit",
+        flags=("--extraction",),
+        help="implicit (best-of-N by Q when acting), awr (Q-weighted BC in training) or none",
+    )
+    candidates: int = setting(
+        32, minimum=1, flags=("--candidates",), help="implicit: actions drawn from the policy per state"
+    )
+    temperature: float = setting(
+        0.0, minimum=0, help="implicit: 0 acts with the highest Q, above 0 samples softmax(Q / temperature)"
+    )
+    beta: float = setting(10.0, minimum=0, help="awr: each dataset action weighted by exp(beta (Q - V))")
+    max_weight: float = setting(100.0, positive=True, help="awr: the weights' clip")
+    from_iteration: int = setting(
+        0, minimum=0, help="the first iteration whose agent acts with implicit extraction"
+    )
+    safety_k: float | None = setting(
+        None, minimum=0, help="safe selection's k (null: the plain argmax of the min Q)"
+    )
+    safety_margin: float = setting(
+        0.0, minimum=0, help="safe selection: the lower confidence bound a candidate must exceed"
+    )
 
     @property
     def method(self) -> Extraction:
@@ -105,43 +121,71 @@ class RunConfig:
     that `policy_class` names is used.
     """
 
-    task: str = "lift"
-    algo: str = "recipe"
-    policy_class: str = "diffusion"
-    algorithm: str = "value"
-    dataset: str | None = None
-    demos: int | None = None
-    demo_noise: float | None = None
-    horizon: int | None = None
+    task: str = setting("lift", help="the task (`borl tasks` lists them)")
+    algo: str = setting("recipe", help="the preset on the study's axes (`--algo`)")
+    policy_class: str = setting("diffusion", help="the policy class: diffusion or gaussian")
+    algorithm: str = setting(
+        "value",
+        help="the algorithm class: value (BC + critic), filtered_value (BC on successful episodes + "
+        "critic), il, filtered_il, or steering (the policy frozen after D0, the critic retrained)",
+    )
+    dataset: str | None = setting(
+        None,
+        help="demonstrations: a robomimic HDF5 file, for pen also a Minari directory or a D4RL HDF5 "
+        "file (default: made by the scripted expert)",
+    )
+    demos: int | None = setting(None, minimum=1, help="D0's size (default: the task's)")
+    demo_noise: float | None = setting(
+        None, minimum=0, help="the scripted expert's action noise (default: the task's)"
+    )
+    horizon: int | None = setting(None, minimum=1, help="episode length limit (default: the task's)")
     # Two iterations of 50 rollouts and 30 evaluation episodes (each also run by the policy alone) keep
     # the default Lift run near 15 minutes on 2 cores, three trainings of 10k critic + 10k policy steps
     # being most of it (docs/results/lift_default); a study sets its own.
-    iterations: int = 2
-    rollouts: int = 50
-    eval_episodes: int = 30
-    # Evaluation episodes at the iterations between the first and the last (None: eval_episodes). A
-    # study's curve needs its ends measured well more than its middle; the starts are a prefix of the
-    # ends' starts, so every iteration stays paired.
-    eval_episodes_between: int | None = None
-    eval_baseline: bool = True
-    # Deployed evaluation episodes drawn as MP4s into DIR/videos/iter_K/ each iteration (0: none).
-    videos: int = 0
-    # Where training curves and metrics also go: any of "tensorboard", "wandb" (borl/logger.py).
-    log: tuple[str, ...] = ()
-    seed: int = 0
-    workers: int = 2
-    envs_per_worker: int = 8
-    backend: str = "local"
-    ray_address: str | None = None
-    ou_sigma: float = 0.0
-    ou_theta: float = 0.15
-    device: str = "cpu"
-    quick: bool = False
-    policy: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(expansion=CPU_EXPANSION))
-    gaussian: GaussianConfig = field(default_factory=GaussianConfig)
-    critic: IQLConfig = field(default_factory=IQLConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
+    iterations: int = setting(2, minimum=0, help="iterations of collection and retraining after D0's")
+    rollouts: int = setting(50, minimum=0, help="rollouts M per iteration")
+    eval_episodes: int = setting(
+        30, minimum=1, help="evaluation episodes per iteration (as deployed and as the policy alone)"
+    )
+    # A study's curve needs its ends measured well more than its middle; the starts are a prefix of
+    # the ends' starts, so every iteration stays paired.
+    eval_episodes_between: int | None = setting(
+        None,
+        minimum=1,
+        help="evaluation episodes at the iterations between the first and the last (default: eval_episodes)",
+    )
+    eval_baseline: bool = setting(
+        True, help="also evaluate the policy alone (one sample, no critic) on the same start states"
+    )
+    videos: int = setting(
+        0,
+        minimum=0,
+        flags=("--video",),
+        help="deployed evaluation episodes drawn as MP4s each iteration (DIR/videos/iter_K)",
+    )
+    log: tuple[str, ...] = setting(
+        (),
+        help="also send training curves and metrics to: tensorboard, wandb (offline unless WANDB_MODE), "
+        "comma-separated; into DIR/logs",
+    )
+    seed: int = setting(0, help="seeds D0, training, rollouts and the evaluation's start states")
+    workers: int = setting(2, minimum=1, help="collection and demonstration workers")
+    envs_per_worker: int = setting(
+        8, minimum=1, help="environments a worker steps in lockstep, its policy acting on them in one batch"
+    )
+    backend: str = setting("local", help="local processes or Ray actors (ray)")
+    ray_address: str | None = setting(None, help="the Ray cluster to join (default: start a local Ray)")
+    ou_sigma: float = setting(0.0, minimum=0, help="Ornstein-Uhlenbeck noise during collection (0: off)")
+    ou_theta: float = setting(0.15, minimum=0, help="the OU noise's pull back to zero per step")
+    device: str = setting("cpu", help="cpu or cuda")
+    quick: bool = setting(False, help="the smallest settings: a one-minute check (`--quick`)")
+    policy: DiffusionConfig = setting(
+        factory=lambda: DiffusionConfig(expansion=CPU_EXPANSION), help="the diffusion policy"
+    )
+    gaussian: GaussianConfig = setting(factory=GaussianConfig, help="the Gaussian policy")
+    critic: IQLConfig = setting(factory=IQLConfig, help="the critic")
+    train: TrainConfig = setting(factory=TrainConfig, help="training")
+    extraction: ExtractionConfig = setting(factory=ExtractionConfig, help="extraction")
 
     @property
     def algorithm_class(self) -> AlgorithmClass:
@@ -202,39 +246,55 @@ QUICK: dict[str, Any] = {
 }
 
 
-def merge(config: Any, overrides: dict[str, Any]) -> Any:
+def merge(config: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
     """A copy of a dataclass config with (nested) overrides applied; unknown keys are an error."""
     names = {f.name: f for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
     changes = {}
     for key, value in overrides.items():
+        name = f"{prefix}{key}"
         if key not in names:
-            raise BorlError(f"unknown config key '{key}' in {type(config).__name__}")
+            raise BorlError(f"unknown config key '{name}' (`borl run --help` lists them)")
         current = getattr(config, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise BorlError(f"config key '{key}' needs a mapping, got {value!r}")
-            value = merge(current, value)
+                raise BorlError(f"config key '{name}' needs a mapping, got {value!r}")
+            value = merge(current, value, f"{name}.")
         else:
-            value = _coerce(names[key], value, type(config))
+            value = _coerce(name, hints[key], value)
         changes[key] = value
     return dataclasses.replace(config, **changes)
 
 
-def _coerce(f: dataclasses.Field, value: Any, owner: type) -> Any:
-    hint = typing.get_type_hints(owner)[f.name]
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    """`value` as the type `hint` names (ints as floats, lists as tuples), or a BorlError naming `name`."""
     allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     if value is None and type(None) in allowed:
         return None
     for kind in allowed:
         if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-        if kind is tuple and isinstance(value, list):
-            return tuple(value)
         if typing.get_origin(kind) is tuple and isinstance(value, list | tuple):
-            return tuple(value)
-        if isinstance(kind, type) and isinstance(value, kind):
+            items = typing.get_args(kind)
+            if items[-1:] == (Ellipsis,) and all(isinstance(v, items[0]) for v in value):
+                return tuple(value)
+            numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            if items == (float,) * len(value) and numbers:
+                return tuple(float(v) for v in value)
+        if isinstance(kind, type) and kind is not tuple and isinstance(value, kind):
+            if kind is int and isinstance(value, bool):
+                continue
             return value
-    raise BorlError(f"config key '{f.name}' must be {hint}, got {value!r}")
+    wanted = " or ".join(_type_name(kind) for kind in allowed)
+    raise BorlError(f"{name} must be {wanted}, got {value!r}")
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is tuple:
+        items = typing.get_args(kind)
+        return "a list" if items[-1:] == (Ellipsis,) else f"a list of {len(items)} numbers"
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "text", type(None): "null"}
+    return names.get(kind, str(kind))
 
 
 def with_preset(config: RunConfig, algo: str) -> RunConfig:
@@ -260,68 +320,32 @@ def build_config(algo: str = "recipe", quick: bool = False, *overrides: dict[str
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
-    """Nested overrides from `key.sub=value` strings; values are read as YAML (numbers, lists, null)."""
-    overrides: dict[str, Any] = {}
+    """Nested overrides from `key.sub=value` strings, each value read as its key's type (Key.parse)."""
+    known = {key.name: key for key in keys(RunConfig())}
+    values: dict[str, Any] = {}
     for assignment in assignments:
-        key, sep, text = assignment.partition("=")
-        if not sep or not key:
+        name, sep, text = assignment.partition("=")
+        if not sep or not name:
             raise BorlError(f"--set needs KEY=VALUE, got '{assignment}'")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise BorlError(f"--set {key}: cannot read value '{text}'") from None
-        *parents, leaf = key.split(".")
-        node = overrides
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return overrides
+        if name not in known:
+            raise BorlError(f"unknown config key '{name}' (`borl run --help` lists them)")
+        values[name] = known[name].parse(text)
+    return nest(values)
 
 
 def validate(config: RunConfig) -> None:
     """Reject settings that cannot run, with the offending name in the message."""
-    at_least = {
-        "iterations": (config.iterations, 0),
-        "rollouts": (config.rollouts, 0),
-        "eval_episodes": (config.eval_episodes, 1),
-        "videos": (config.videos, 0),
-        "workers": (config.workers, 1),
-        "envs_per_worker": (config.envs_per_worker, 1),
-        "train.policy_steps": (config.train.policy_steps, 0),
-        "train.critic_steps": (config.train.critic_steps, 0),
-        "train.batch_size": (config.train.batch_size, 1),
-        "extraction.candidates": (config.extraction.candidates, 1),
-        "extraction.beta": (config.extraction.beta, 0),
-        "extraction.from_iteration": (config.extraction.from_iteration, 0),
-        "critic.conservative": (config.critic.conservative, 0),
-        "critic.policy_samples": (config.critic.policy_samples, 1),
-    }
-    for name, (value, minimum) in at_least.items():
-        if value < minimum:
-            rule = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
-            raise BorlError(f"{name} {rule} (got {value})")
+    check_limits(config)
     check_outputs(config.log)
-    if config.eval_episodes_between is not None and config.eval_episodes_between < 1:
-        raise BorlError(f"eval_episodes_between must be at least 1 (got {config.eval_episodes_between})")
-    if config.demos is not None and config.demos < 1:
-        raise BorlError(f"--demos must be at least 1 (got {config.demos})")
-    if config.horizon is not None and config.horizon < 1:
-        raise BorlError(f"--horizon must be at least 1 (got {config.horizon})")
-    if config.ou_sigma < 0:
-        raise BorlError(f"--ou-sigma must not be negative (got {config.ou_sigma})")
     if config.critic.kind not in CRITICS:
         raise BorlError(f"unknown critic.kind '{config.critic.kind}' (known: {', '.join(CRITICS)})")
     CRITICS[config.critic.kind].check_config(config.critic)
     x = config.extraction
     if x.safety_k is not None:
-        if x.safety_k < 0 or x.safety_margin < 0:
-            raise BorlError("extraction.safety_k and extraction.safety_margin must not be negative")
         if x.temperature > 0:
             raise BorlError("safe selection (extraction.safety_k) takes temperature 0")
         if config.critic.num_critics < 2:
             raise BorlError("safe selection (extraction.safety_k) needs critic.num_critics of at least 2")
-    if config.extraction.max_weight <= 0:
-        raise BorlError(f"extraction.max_weight must be positive (got {config.extraction.max_weight})")
     if config.gaussian.log_std_min >= config.gaussian.log_std_max:
         raise BorlError("gaussian.log_std_min must be below gaussian.log_std_max")
     _validate_axes(config)

@@ -23,11 +23,10 @@ from borl.data.store import EpisodeStore
 from borl.eval.stats import success_rate
 from borl.eval.video import write_episode_videos
 from borl.files import write_atomic
-from borl.logger import Logger, run_logger
-from borl.rollout.backends import AnyCollector, open_collector
-from borl.rollout.collector import EpisodeJob, episode_seed
+from borl.logger import Logger
+from borl.pool.ray_actors import ray_session
+from borl.rollout.collector import Collector, EpisodeJob, episode_seed
 from borl.rollout.demos import collect_demos
-from borl.rollout.ray_backend import ray_session
 from borl.run_directory import RunDirectory, checkpoint_name
 from borl.train import train_agent
 
@@ -74,17 +73,17 @@ class Run(RunDirectory):
         logger.message(f"D0: {count} scripted demonstrations in {attempts} attempts")
         self._store_demos(demos)
 
-    def execute(self, progress: bool = True) -> list[dict]:
-        """Run (or finish) every iteration, with progress bars unless `progress` is False and the
-        logger outputs the config names; returns the metrics rows."""
+    def execute(self, logger: Logger) -> list[dict]:
+        """Run (or finish) every iteration, reporting through `logger` (borl/logger.py run_logger);
+        returns the metrics rows."""
         for store in (self.data, self.evals):
             store.remove_temporary()
         done = set(self.completed_iterations())
         todo = [i for i in range(self.config.iterations + 1) if i not in done]
         if todo:
-            with run_logger(self.directory, self.config, progress) as logger, ray_session(self.config):
+            with ray_session(self.config.backend, self.config.workers, self.config.ray_address):
                 self.ensure_demos(logger)
-                with open_collector(self.config) as collector:
+                with Collector(self.config) as collector:
                     for iteration in todo:
                         self._iteration(iteration, collector, logger)
         else:
@@ -92,7 +91,7 @@ class Run(RunDirectory):
             self._write_summaries()
         return self.metrics()
 
-    def _iteration(self, iteration: int, collector: AnyCollector, logger: Logger) -> None:
+    def _iteration(self, iteration: int, collector: Collector, logger: Logger) -> None:
         timing_file = self.directory / "metrics" / f".{checkpoint_name(iteration)}.timing.json"
         timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
         timing_file.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +189,7 @@ class Run(RunDirectory):
 
     def _run_batches(
         self,
-        collector: AnyCollector,
+        collector: Collector,
         store: EpisodeStore,
         iteration: int,
         checkpoint: int,
@@ -234,12 +233,12 @@ class Run(RunDirectory):
             collector.run(self.checkpoint(checkpoint), jobs, on_episode)
         return {batch.source: store.load(iteration, batch.source) for batch in batches}
 
-    def _collect(self, iteration: int, collector: AnyCollector, logger: Logger) -> None:
+    def _collect(self, iteration: int, collector: Collector, logger: Logger) -> None:
         extract = self.config.extraction.extracts_at(iteration - 1)
         rollouts = Batch("rollout", self.config.rollouts, extract, noise=self.config.ou_sigma)
         self._run_batches(collector, self.data, iteration, iteration - 1, [rollouts], logger)
 
-    def _evaluate(self, iteration: int, collector: AnyCollector, logger: Logger) -> dict[str, list[Episode]]:
+    def _evaluate(self, iteration: int, collector: Collector, logger: Logger) -> dict[str, list[Episode]]:
         """Evaluate as deployed (noise off); the same seeds every iteration, so iterations are paired.
 
         With implicit extraction, the same checkpoint also acts without it ("plain"): the simpler

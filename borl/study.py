@@ -177,8 +177,9 @@ class StudyGrid:
         return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
 
 
-def parse_list(text: str, name: str, kind: type, minimum: float | None = None) -> tuple:
-    """Comma-separated values of one kind, each given once (e.g. `--rollouts 50,100,200`)."""
+def parse_list(text: str, name: str, kind: type) -> tuple:
+    """Comma-separated values of one kind, each given once (e.g. `--rollouts 50,100,200`); their
+    limits are the config's, checked when each point's config is built."""
     items = [item.strip() for item in text.split(",")]
     if any(not item for item in items):
         raise BorlError(f"{name} needs comma-separated values like a,b (got '{text}')")
@@ -191,9 +192,6 @@ def parse_list(text: str, name: str, kind: type, minimum: float | None = None) -
             raise BorlError(f"{name}: '{item}' is not {what}") from None
         if kind is float and not math.isfinite(value):
             raise BorlError(f"{name}: '{item}' is not a finite number")
-        if minimum is not None and value < minimum:
-            rule = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
-            raise BorlError(f"{name} {rule} (got {item})")
         values.append(value)
     if len(set(values)) != len(values):
         raise BorlError(f"{name} repeats a value (got '{text}')")
@@ -238,8 +236,8 @@ def make_grid(
         tasks=task_names,
         algos=presets,
         seeds=tuple(range(3 if seeds is None else seeds)),
-        rollouts=parse_list(rollouts, "--rollouts", int, 0) if rollouts else (defaults.rollouts,),
-        ou_sigma=parse_list(ou_sigma, "--ou-sigma", float, 0) if ou_sigma else (defaults.ou_sigma,),
+        rollouts=parse_list(rollouts, "--rollouts", int) if rollouts else (defaults.rollouts,),
+        ou_sigma=parse_list(ou_sigma, "--ou-sigma", float) if ou_sigma else (defaults.ou_sigma,),
         iterations=defaults.iterations if iterations is None else iterations,
         eval_episodes=defaults.eval_episodes if eval_episodes is None else eval_episodes,
         quick=quick,

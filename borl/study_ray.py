@@ -11,7 +11,7 @@ import subprocess
 import sys
 from typing import IO, Any
 
-from borl.rollout.ray_backend import start_ray
+from borl.pool.ray_actors import start_ray
 
 
 def _run_point(args: list[str], log_path: str) -> int:

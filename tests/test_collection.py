@@ -1,7 +1,11 @@
-"""Collection gives the same episodes however it is spread: one process, several, or Ray actors."""
+"""The worker pool, and collection on it: the same episodes however it is spread (one process,
+several, or Ray actors)."""
 
-import multiprocessing
+import itertools
 import os
+import sys
+import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -12,10 +16,9 @@ from borl.config import build_config
 from borl.data.episode import Lineage
 from borl.data.store import EpisodeStore
 from borl.errors import BorlError
+from borl.pool import open_pool
 from borl.rollout.collector import Collector, EpisodeJob, episode_seed
 from borl.rollout.noise import OUNoise
-from borl.rollout.ray_backend import RayCollector
-from borl.workers import get_from_workers
 
 EPISODES = 5
 
@@ -62,7 +65,7 @@ def test_worker_processes_match_serial(checkpoint, serial):
 
 def test_ray_actors_match_serial(checkpoint, serial):
     pytest.importorskip("ray", reason="Ray is installed by scripts/setup.sh")
-    assert_same(collect(RayCollector, checkpoint, workers=2, envs_per_worker=2, backend="ray"), serial)
+    assert_same(collect(Collector, checkpoint, workers=2, envs_per_worker=2, backend="ray"), serial)
 
 
 def test_ou_noise_is_correlated_and_seeded():
@@ -76,13 +79,70 @@ def test_ou_noise_is_correlated_and_seeded():
 
 
 def test_a_dead_worker_is_reported_not_waited_for() -> None:
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    process = context.Process(target=os._exit, args=(3,))
-    process.start()
-    process.join()
-    with pytest.raises(BorlError, match="a demo worker died \\(exit code 3\\)"):
-        get_from_workers(results, [process], "demo")
+    # A worker process that exits while building its work: the pool says so instead of waiting.
+    with (
+        open_pool(partial(os._exit, 3), 2, "demonstration") as pool,
+        pytest.raises(BorlError, match="a demonstration worker died \\(exit code 3\\)"),
+    ):
+        pool.run(None, [1, 2], lambda result: None)
+
+
+class Doubling:
+    """A pool's work that doubles numbers, slower on every third, so results arrive out of order."""
+
+    def serve(self, context, next_job, emit):
+        while (job := next_job()) is not None:
+            time.sleep(0.05 if job % 3 == 0 else 0.0)
+            emit(job, (context, 2 * job))
+
+    def close(self):
+        pass
+
+
+class Failing(Doubling):
+    def serve(self, context, next_job, emit):
+        raise ValueError(f"bad context {context}")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_pool_delivers_in_job_order_stops_early_and_serves_again(workers):
+    with open_pool(Doubling, workers, "test") as pool:
+        results = []
+        pool.run("a", range(10), results.append, ordered=True)
+        assert results == [("a", 2 * i) for i in range(10)]
+        taken = []
+        # A phase stopped after 4 results from an endless stream; the next phase sees none of it.
+        pool.run("b", itertools.count(), lambda r: taken.append(r) or len(taken) == 4, ahead=6, ordered=True)
+        assert taken == [("b", 2 * i) for i in range(4)]
+        unordered = []
+        pool.run("c", range(7), unordered.append)
+        assert sorted(unordered) == [("c", 2 * i) for i in range(7)]
+
+
+def test_a_pool_worker_error_is_one_line():
+    with (
+        open_pool(Failing, 2, "test") as pool,
+        pytest.raises(BorlError, match="a test worker failed: ValueError: bad context x"),
+    ):
+        pool.run("x", range(3), lambda r: None)
+    with pytest.raises(BorlError, match="test workers must be at least 1"):
+        open_pool(Doubling, 0, "test")
+    with pytest.raises(BorlError, match="unknown backend 'dask'"):
+        open_pool(Doubling, 1, "test", "dask")
+
+
+def test_a_ray_pool_matches_the_local_one():
+    ray = pytest.importorskip("ray", reason="Ray is installed by scripts/setup.sh")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import tests
+    with open_pool(Doubling, 2, "test", "ray") as pool:
+        results = []
+        pool.run("a", range(10), results.append, ordered=True)
+        assert results == [("a", 2 * i) for i in range(10)]
+    with (
+        open_pool(Failing, 1, "test", "ray") as pool,
+        pytest.raises(BorlError, match="Ray test failed: .*bad context x"),
+    ):
+        pool.run("x", range(3), lambda r: None)
 
 
 def test_a_ray_run_starts_ray_once_for_demos_and_collection(tmp_path, monkeypatch):

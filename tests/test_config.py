@@ -66,7 +66,7 @@ def test_set_overrides_nested_keys():
         ("recipe", {"rollouts": -1}, "rollouts must not be negative"),
         ("recipe", {"workers": 0}, "workers must be at least 1"),
         ("recipe", {"bogus": 1}, "unknown config key 'bogus'"),
-        ("recipe", {"seed": "x"}, "'seed' must be"),
+        ("recipe", {"seed": "x"}, "seed must be an integer"),
         ("il", {"extraction": {"kind": "implicit"}}, "needs a critic"),
         ("filtered-il", {"extraction": {"kind": "awr"}}, "awr extraction needs a critic"),
         ("steering", {"extraction": {"kind": "awr"}}, "needs --extraction implicit"),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
 from borl.envs import get_task, list_tasks
 from borl.errors import BorlError
-from borl.rollout.demos import collect_demos
-from borl.rollout.ray_backend import ray_demo_attempts
+from borl.pool import open_pool
+from borl.rollout.demos import DemoWork, collect_demos
 
 TASK = get_task("lift")
 
@@ -132,7 +134,10 @@ def test_ray_demos_equal_serial_demos() -> None:
         assert one.lineage == other.lineage
         np.testing.assert_array_equal(one.actions, other.actions)
         np.testing.assert_array_equal(one.states, other.states)
-    with pytest.raises(BorlError, match="Ray demonstrations failed: .*unknown task 'nope'"):
-        next(ray_demo_attempts("nope", 5, 0.0, None, 1, None))
+    with (
+        pytest.raises(BorlError, match="Ray demonstration failed: .*unknown task 'nope'"),
+        open_pool(partial(DemoWork, "nope", None), 1, "demonstration", "ray") as pool,
+    ):
+        pool.run((5, 0.0), [0], lambda episode: None)
     with pytest.raises(BorlError, match="unknown backend 'dask'"):
         collect_demos(TASK, 1, seed=5, backend="dask")

@@ -30,10 +30,6 @@ class HLGaussCritic(IQLCritic):
     def check_config(cls, config: IQLConfig) -> None:
         if config.q_clip is None:
             raise BorlError("critic.kind=hlgauss needs critic.q_clip: the histogram spans its range")
-        if config.bins < 2:
-            raise BorlError(f"critic.bins must be at least 2 (got {config.bins})")
-        if config.bin_sigma <= 0:
-            raise BorlError(f"critic.bin_sigma must be positive (got {config.bin_sigma})")
 
     @classmethod
     def q_outputs(cls, config: IQLConfig) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from borl.policies.networks import MLP, EnsembleMLP, matmul_flops_per_row, training_flops_per_row
+from borl.settings import setting
 
 
 @dataclass
@@ -32,25 +33,29 @@ class IQLConfig:
     a target (failed episodes' returns are 0).
     """
 
-    num_critics: int = 2
-    hidden: int = 256
-    layers: int = 2
-    layer_norm: bool = True
-    expectile: float = 0.7
-    discount: float = 0.99
-    tau: float = 0.005
-    lr: float = 3e-4
-    q_clip: tuple[float, float] | None = (0.0, 1.0)
-    mc_lower_bound: bool = False
-    # The critic objective by name (borl/critics/__init__.py CRITICS): "iql", "calql" (IQL plus a
-    # calibrated conservative term on the collecting policy's samples, borl/critics/calql.py) or
-    # "hlgauss" (Q as a histogram over q_clip's range, trained by cross-entropy; borl/critics/hlgauss.py).
-    kind: str = "iql"
-    conservative: float = 0.1
-    policy_samples: int = 4
-    # hlgauss's histogram: bins over q_clip's range, and the target Gaussian's std in bin widths.
-    bins: int = 51
-    bin_sigma: float = 0.75
+    num_critics: int = setting(2, minimum=1, help="Q networks in the ensemble (targets take their min)")
+    hidden: int = setting(256, minimum=1, help="each network's hidden width")
+    layers: int = setting(2, minimum=1, help="each network's hidden layers")
+    layer_norm: bool = setting(True, help="LayerNorm after each hidden layer")
+    expectile: float = setting(0.7, positive=True, help="V's expectile of Q (IQL's tau)")
+    discount: float = setting(0.99, minimum=0, help="the discount per step")
+    tau: float = setting(0.005, positive=True, help="the target Q's Polyak rate")
+    lr: float = setting(3e-4, positive=True, help="Adam's learning rate")
+    q_clip: tuple[float, float] | None = setting(
+        (0.0, 1.0), help="TD targets clamped to this [low, high] (null: no clamp)"
+    )
+    mc_lower_bound: bool = setting(
+        False, help="raise each TD target to at least its transition's Monte-Carlo return-to-go"
+    )
+    kind: str = setting(
+        "iql",
+        help="the objective (borl/critics CRITICS): iql; calql (IQL plus a calibrated conservative term "
+        "on the collecting policy's samples); hlgauss (Q a histogram over q_clip, cross-entropy)",
+    )
+    conservative: float = setting(0.1, minimum=0, help="calql: the conservative term's weight")
+    policy_samples: int = setting(4, minimum=1, help="calql: the policy's actions per state it pushes down")
+    bins: int = setting(51, minimum=2, help="hlgauss: the histogram's bins over q_clip's range")
+    bin_sigma: float = setting(0.75, positive=True, help="hlgauss: the target Gaussian's std in bins")
 
 
 class IQLCritic:

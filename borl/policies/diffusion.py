@@ -15,6 +15,7 @@ from torch import nn
 
 from borl.policies.learner import EMALearner
 from borl.policies.networks import MLP, FourierFeatures, LNResNet
+from borl.settings import setting
 
 
 @dataclass
@@ -31,17 +32,17 @@ class DiffusionConfig:
     them at 2x or 4x the sampling cost (tests/test_diffusion.py measures this).
     """
 
-    timesteps: int = 5
-    width: int = 256
-    blocks: int = 3
-    expansion: int = 4
-    dropout: float = 0.1
-    time_dim: int = 64
-    time_hidden: int = 128
-    activation: str = "silu"
-    lr: float = 3e-4
-    ema_decay: float = 0.999
-    clip_sample: bool = True
+    timesteps: int = setting(5, minimum=1, help="denoising steps T")
+    width: int = setting(256, minimum=1, help="the LN-ResNet's width")
+    blocks: int = setting(3, minimum=1, help="the LN-ResNet's residual blocks")
+    expansion: int = setting(4, minimum=1, help="each block's hidden width over its width (IDQL: 4)")
+    dropout: float = setting(0.1, minimum=0, help="dropout in each block")
+    time_dim: int = setting(64, minimum=1, help="Fourier features of the timestep")
+    time_hidden: int = setting(128, minimum=1, help="the timestep embedding's width")
+    activation: str = setting("silu", help="silu, or mish (IDQL's)")
+    lr: float = setting(3e-4, positive=True, help="Adam's learning rate")
+    ema_decay: float = setting(0.999, minimum=0, help="decay of the weights' EMA, which samples")
+    clip_sample: bool = setting(True, help="clip each denoising step's action to [-1, 1]")
 
 
 def vp_beta_schedule(timesteps: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch
 
 from borl.policies.learner import EMALearner
 from borl.policies.networks import LNResNet
+from borl.settings import setting
 
 
 @dataclass
@@ -27,15 +28,15 @@ class GaussianConfig:
     exp(-5) = 0.007 is finer than any action matters, and exp(2) = 7.4 already covers [-1, 1] uniformly.
     """
 
-    width: int = 256
-    blocks: int = 3
-    expansion: int = 1
-    dropout: float = 0.1
-    activation: str = "silu"
-    lr: float = 3e-4
-    ema_decay: float = 0.999
-    log_std_min: float = -5.0
-    log_std_max: float = 2.0
+    width: int = setting(256, minimum=1, help="the LN-ResNet's width")
+    blocks: int = setting(3, minimum=1, help="the LN-ResNet's residual blocks")
+    expansion: int = setting(1, minimum=1, help="each block's hidden width over its width")
+    dropout: float = setting(0.1, minimum=0, help="dropout in each block")
+    activation: str = setting("silu", help="silu or mish")
+    lr: float = setting(3e-4, positive=True, help="Adam's learning rate")
+    ema_decay: float = setting(0.999, minimum=0, help="decay of the weights' EMA, which samples")
+    log_std_min: float = setting(-5.0, help="the log-std's lower clamp (normalised action units)")
+    log_std_max: float = setting(2.0, help="the log-std's upper clamp")
 
 
 class GaussianPolicy(EMALearner):

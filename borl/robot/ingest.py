@@ -16,7 +16,7 @@ from borl.data.episode import Episode
 from borl.errors import BorlError
 from borl.eval.stats import success_rate
 from borl.formats.robomimic import demo_attributes, read_robomimic
-from borl.logger import Logger, run_logger
+from borl.logger import Logger
 from borl.loop import Run
 from borl.run_directory import METRIC_COLUMNS, checkpoint_name
 
@@ -114,14 +114,9 @@ def ingest(run: Run, files: list[Path], source: str = "robot") -> IngestReport:
     return IngestReport(iteration, added, skipped, successes)
 
 
-def train_next(run: Run, progress: bool = True) -> dict:
+def train_next(run: Run, logger: Logger) -> dict:
     """Train the next iteration on all data (D0 and everything ingested), write its checkpoint and
     its metrics row (no evaluation columns: there is no simulator); returns the row."""
-    with run_logger(run.directory, run.config, progress) as logger:
-        return _train_next(run, logger)
-
-
-def _train_next(run: Run, logger: Logger) -> dict:
     iteration = next_iteration(run)
     if iteration == 0:
         run.ensure_demos(logger)

@@ -1,5 +1,5 @@
 """Episode collection: environments stepped in lockstep so the policy acts on them in one batch,
-spread over worker processes that stream finished episodes back to be stored at once.
+spread over the workers of a pool (borl/pool) that stream finished episodes back to be stored at once.
 
 Every episode is a job named by its lineage and carrying its own seed. The environment's reset, the
 policy's sampling noise and the OU noise all derive from that seed alone, so an episode is the same
@@ -9,11 +9,11 @@ whose episodes are not yet stored.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import signal
-import traceback
+import hashlib
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +22,10 @@ import torch
 from borl.agent import Agent
 from borl.config import RunConfig
 from borl.data.episode import Episode, Lineage
-from borl.data.store import decode_episode, encode_episode
 from borl.envs.base import TaskEnv
 from borl.envs.registry import get_task
-from borl.errors import BorlError
+from borl.pool import open_pool
 from borl.rollout.noise import OUNoise
-from borl.workers import get_from_workers, get_while_parent_lives
 
 
 @dataclass(frozen=True)
@@ -52,10 +50,11 @@ def run_jobs(
     envs: Sequence[TaskEnv],
     agent: Agent,
     next_job: Callable[[], EpisodeJob | None],
-    emit: Callable[[Episode], None],
+    emit: Callable[[EpisodeJob, Episode], None],
     ou_theta: float,
 ) -> None:
-    """Run jobs on `envs` in lockstep until next_job() returns None and all episodes have ended."""
+    """Run jobs on `envs` in lockstep until next_job() returns None and all episodes have ended;
+    emit(job, episode) as each ends."""
     slots: list[dict | None] = [None] * len(envs)
 
     def start(i: int) -> None:
@@ -95,6 +94,7 @@ def run_jobs(
                 slot["obs"].append(obs_next)
                 if terminated or truncated:
                     emit(
+                        slot["job"],
                         Episode(
                             observations=np.asarray(slot["obs"], dtype=np.float32),
                             actions=np.asarray(slot["actions"], dtype=np.float32),
@@ -103,61 +103,68 @@ def run_jobs(
                             success=bool(info["success"]),
                             lineage=slot["job"].lineage,
                             states=np.asarray(slot["states"]),
-                        )
+                        ),
                     )
                     start(i)
 
 
-def _worker_main(config: RunConfig, inbox: mp.Queue, jobs: mp.Queue, outbox: mp.Queue) -> None:
-    """A collection process: builds its environments once, then serves one phase per inbox message.
+class CollectionWork:
+    """A worker's environments and the agent of the checkpoint its phase names (borl/pool).
 
-    It ignores SIGINT (the parent handles Ctrl-C) and exits when the parent is gone.
+    A phase's context is a checkpoint directory's path, or (its content key, its files) where the
+    workers do not share this machine's files; the agent is loaded once per checkpoint.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
-    try:
-        envs = [make_env(config) for _ in range(config.envs_per_worker)]
-        loaded: tuple[str, Agent] | None = None
-        while (checkpoint := get_while_parent_lives(inbox)) is not None:
-            if loaded is None or loaded[0] != checkpoint:
-                loaded = (checkpoint, Agent.load(Path(checkpoint), config))
-            exhausted = False
-
-            def next_job() -> EpisodeJob | None:
-                nonlocal exhausted
-                if exhausted:
-                    return None
-                job = get_while_parent_lives(jobs)
-                exhausted = job is None
-                return job
-
-            def send(episode: Episode) -> None:
-                outbox.put(("episode", encode_episode(episode)))
-
-            run_jobs(envs, loaded[1], next_job, send, config.ou_theta)
-            outbox.put(("done", None))
-    except Exception as error:  # reported to the parent, which raises it there
-        outbox.put(("error", f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
-
-
-class Collector:
-    """Runs episode jobs with the agent of a checkpoint, on `workers` processes (or in this one if 1)."""
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
-        self.workers: list[tuple[mp.Process, mp.Queue]] = []
-        self.local_envs: list[TaskEnv] = []
-        if config.workers > 1:
-            context = mp.get_context("spawn")
-            self.jobs: mp.Queue = context.Queue()
-            self.outbox: mp.Queue = context.Queue()
-            for _ in range(config.workers):
-                inbox = context.Queue()
-                process = context.Process(
-                    target=_worker_main, args=(config, inbox, self.jobs, self.outbox), daemon=True
-                )
-                process.start()
-                self.workers.append((process, inbox))
+        self.envs = [make_env(config) for _ in range(config.envs_per_worker)]
+        self.loaded: tuple[str, Agent] | None = None
+
+    def _agent(self, context: str | tuple[str, dict[str, bytes]]) -> Agent:
+        key = context if isinstance(context, str) else context[0]
+        if self.loaded is None or self.loaded[0] != key:
+            # The checkpoint alone rebuilds the agent; the run says only how it acts (`borl eval
+            # --set extraction.*` tries other settings).
+            extraction = self.config.extraction
+            if isinstance(context, str):
+                agent = Agent.load(Path(context), extraction=extraction)
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    for name, data in context[1].items():
+                        (Path(tmp) / name).write_bytes(data)
+                    agent = Agent.load(Path(tmp), extraction=extraction)
+            self.loaded = (key, agent)
+        return self.loaded[1]
+
+    def serve(
+        self,
+        context: str | tuple[str, dict[str, bytes]],
+        next_job: Callable[[], EpisodeJob | None],
+        emit: Callable[[EpisodeJob, Episode], None],
+    ) -> None:
+        run_jobs(self.envs, self._agent(context), next_job, emit, self.config.ou_theta)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def checkpoint_files(checkpoint: Path) -> tuple[str, dict[str, bytes]]:
+    """A checkpoint directory as (content key, its files' bytes), to travel to other machines."""
+    files = {p.name: p.read_bytes() for p in sorted(checkpoint.iterdir())}
+    key = hashlib.sha256(b"".join(files[name] for name in sorted(files))).hexdigest()
+    return key, files
+
+
+class Collector:
+    """Runs episode jobs with the agent of a checkpoint on `config.workers` workers of the pool of
+    `config.backend` (borl/pool); use it as a context manager."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self.pool = open_pool(
+            partial(CollectionWork, config), config.workers, "collection", config.backend, config.ray_address
+        )
 
     def run(
         self, checkpoint: Path, jobs: Sequence[EpisodeJob], on_episode: Callable[[Episode], None]
@@ -165,52 +172,11 @@ class Collector:
         """Run all jobs, calling on_episode (in this process) as each episode finishes."""
         if not jobs:
             return
-        if not self.workers:
-            self._run_here(checkpoint, jobs, on_episode)
-            return
-        for _, inbox in self.workers:
-            inbox.put(str(checkpoint))
-        for job in jobs:
-            self.jobs.put(job)
-        for _ in self.workers:
-            self.jobs.put(None)
-        done = 0
-        while done < len(self.workers):
-            kind, payload = get_from_workers(self.outbox, [p for p, _ in self.workers], "collection")
-            if kind == "episode":
-                on_episode(decode_episode(payload))
-            elif kind == "done":
-                done += 1
-            else:
-                raise BorlError(f"collection worker failed: {payload.splitlines()[0]}")
-
-    def _run_here(self, checkpoint: Path, jobs: Sequence[EpisodeJob], on_episode: Callable) -> None:
-        if not self.local_envs:
-            self.local_envs = [make_env(self.config) for _ in range(self.config.envs_per_worker)]
-        agent = Agent.load(checkpoint, self.config)
-        pending = iter(jobs)
-        run_jobs(
-            self.local_envs,
-            agent,
-            lambda: next(pending, None),
-            on_episode,
-            self.config.ou_theta,
-        )
+        context = str(checkpoint) if self.pool.shares_files else checkpoint_files(checkpoint)
+        self.pool.run(context, jobs, on_episode)
 
     def close(self, graceful: bool = True) -> None:
-        """Stop the workers: let them finish and exit, or (after an error) terminate them now."""
-        for process, inbox in self.workers:
-            if graceful and process.is_alive():
-                inbox.put(None)
-        for process, _ in self.workers:
-            process.join(timeout=10 if graceful else 0)
-            if process.is_alive():
-                process.terminate()
-                process.join()
-        for env in self.local_envs:
-            env.close()
-        self.workers = []
-        self.local_envs = []
+        self.pool.close(graceful)
 
     def __enter__(self) -> Collector:
         return self

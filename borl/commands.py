@@ -15,6 +15,7 @@ from borl.config import (
     build_config,
     merge,
     parse_assignments,
+    parse_settings,
     read_config_file,
     validate,
     with_preset,
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     given = settings_given(args)
     if "dataset" in given:
         given["dataset"] = str(Path(given["dataset"]).resolve())
-    flags = {"task": args.task, **parse_assignments([f"{name}={text}" for name, text in given.items()])}
+    flags = {"task": args.task, **parse_settings(given)}
     from_file = read_config_file(args.config) if args.config else {}
     config = build_config(args.algo, args.quick, from_file, flags, parse_assignments(args.set))
     _check_task_and_device(config)

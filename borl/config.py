@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from borl.extraction import EXTRACTIONS, Extraction
 from borl.files import write_atomic
 from borl.logger import check_outputs
 from borl.policies import POLICIES, DiffusionConfig, GaussianConfig
-from borl.settings import check_limits, keys, nest, setting
+from borl.settings import check_limits, keys, nest, setting, union_members
 
 
 @dataclass
@@ -268,7 +267,7 @@ def merge(config: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:
     """`value` as the type `hint` names (ints as floats, lists as tuples), or a BorlError naming `name`."""
-    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    allowed = union_members(hint)
     if value is None and type(None) in allowed:
         return None
     for kind in allowed:
@@ -320,17 +319,23 @@ def build_config(algo: str = "recipe", quick: bool = False, *overrides: dict[str
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
-    """Nested overrides from `key.sub=value` strings, each value read as its key's type (Key.parse)."""
-    known = {key.name: key for key in keys(RunConfig())}
-    values: dict[str, Any] = {}
+    """Nested overrides from `key.sub=value` strings (`--set`)."""
+    values: dict[str, str] = {}
     for assignment in assignments:
         name, sep, text = assignment.partition("=")
         if not sep or not name:
             raise BorlError(f"--set needs KEY=VALUE, got '{assignment}'")
+        values[name] = text
+    return parse_settings(values)
+
+
+def parse_settings(values: dict[str, str]) -> dict[str, Any]:
+    """Nested overrides from {dotted key: text}, each text read as its key's type (Key.parse)."""
+    known = {key.name: key for key in keys(RunConfig())}
+    for name in values:
         if name not in known:
             raise BorlError(f"unknown config key '{name}' (`borl run --help` lists them)")
-        values[name] = known[name].parse(text)
-    return nest(values)
+    return nest({name: known[name].parse(text) for name, text in values.items()})
 
 
 def validate(config: RunConfig) -> None:

@@ -15,6 +15,11 @@ import yaml
 from borl.errors import BorlError
 
 
+def union_members(hint: Any) -> tuple[Any, ...]:
+    """The types a type hint admits: each member of a union (`int | None`), else the hint itself."""
+    return typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+
+
 def setting(
     default: Any = dataclasses.MISSING,
     *,
@@ -47,8 +52,7 @@ class Key:
 
     @property
     def allowed(self) -> tuple[Any, ...]:
-        """The types the hint admits (each member of a union)."""
-        return typing.get_args(self.hint) if isinstance(self.hint, types.UnionType) else (self.hint,)
+        return union_members(self.hint)
 
     def parse(self, text: str) -> Any:
         """A command-line value for this key: text as is for a string key (null for None), comma-

@@ -47,6 +47,10 @@ def test_a_quick_study_repeats_the_recorded_episodes(tmp_path):
                 theirs["steps"],
                 theirs["success"],
             ), where
-            # Float sums over up to 80 steps: equal but for the last bits of another CPU's kernels.
+            # Another CPU's kernels round the last bits differently (this machine's rounding repeats
+            # exactly): the first action matches closely, while in closed loop over up to 80 steps the
+            # difference compounds (an EPYC of another generation summed -58.0847 for -58.1346), so
+            # the sum is compared to 0.5%; a change of behaviour moves the first action and the sums
+            # by far more.
             assert mine["first_action"] == pytest.approx(theirs["first_action"], abs=1e-4), where
-            assert mine["action_sum"] == pytest.approx(theirs["action_sum"], abs=1e-3), where
+            assert mine["action_sum"] == pytest.approx(theirs["action_sum"], rel=5e-3, abs=1e-3), where

@@ -344,8 +344,10 @@ def test_episodes_acting_in_one_batch_act_as_each_would_alone(robot_run):
 
 def test_drive_keeps_the_control_rate(robot_run, tmp_path):
     out = tmp_path / "paced.hdf5"
-    drive = ["drive", str(robot_run), "--robot", "sim:lift", "--rate", "20", "--horizon", "12"]
+    # 5 Hz, so that a step (about 115 ms on 2 cores loaded 5x over, 20 ms idle) fits in the period
+    # even on a busy machine: the loop must wait for the next tick, not run ahead or sleep a period more.
+    drive = ["drive", str(robot_run), "--robot", "sim:lift", "--rate", "5", "--horizon", "12"]
     assert main([*drive, "--episodes", "1", "--out", str(out)]) == 0
     with h5py.File(out) as f:
         periods = np.diff(f["data/demo_0/timestamps"][()])
-    assert len(periods) == 12 and 0.045 <= np.median(periods) <= 0.1, periods
+    assert len(periods) == 12 and 0.18 <= np.median(periods) <= 0.3, periods

@@ -1,0 +1,245 @@
+"""robosuite 1.5.2's control step for a Panda under OSC_POSE, compiled: all physics substeps of one
+action in one numba call over MuJoCo's own C functions (mj_step1, mj_step2, mj_jacSite, mj_fullM).
+
+The control law is robosuite's (`OperationalSpaceController.run_controller`, the robot's torque
+clipping): the kernel calls robosuite's own jitted `opspace_matrices`, `orientation_error` and
+`nullspace_torques`, and reads gains, limits and indices from the live controller objects. The goal and
+the gripper's command are still set by robosuite's Python once per action, at the first substep as
+robosuite does, so robosuite's controller state stays the state a later robosuite step continues from;
+that substep's torques use the controller's stored state, as robosuite's do. What the fast step skips:
+robosuite's per-substep observable sampling, its reward, and the robot's proprioceptive history buffers
+(none of them feed borl's observations, which are recomputed from the simulator after the step).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+from functools import cache
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+from robosuite.utils.control_utils import nullspace_torques, opspace_matrices, orientation_error
+
+from borl.errors import BorlError
+
+# The MuJoCo functions the kernel calls, in the order of the address array passed to it.
+_FUNCTIONS = ("mj_step1", "mj_step2", "mj_jacSite", "mj_fullM")
+_STEP1, _STEP2, _JAC_SITE, _FULL_M = range(len(_FUNCTIONS))
+
+
+@cache
+def mujoco_function_addresses() -> np.ndarray:
+    """The addresses of _FUNCTIONS in the libmujoco the mujoco package loaded (the same copy)."""
+    import mujoco
+
+    found = sorted(glob.glob(os.path.join(os.path.dirname(mujoco.__file__), "libmujoco.so*")))
+    if not found:
+        raise BorlError("the fast controller needs libmujoco.so from the mujoco package; it is not there")
+    lib = ctypes.CDLL(found[-1])
+    return np.array([ctypes.cast(getattr(lib, name), ctypes.c_void_p).value for name in _FUNCTIONS], np.uint64)
+
+
+def _pointer(builder: Any, value: Any) -> Any:
+    return builder.inttoptr(value, ir.IntType(8).as_pointer())
+
+
+@intrinsic
+def _call_model_data(typingctx: Any, function: Any, model: Any, data: Any) -> Any:
+    """function(model, data) for a C function `void f(const mjModel*, mjData*)` at address function."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
+        pointer = ir.IntType(8).as_pointer()
+        callee = builder.inttoptr(args[0], ir.FunctionType(ir.VoidType(), [pointer, pointer]).as_pointer())
+        builder.call(callee, [_pointer(builder, args[1]), _pointer(builder, args[2])])
+
+    return types.void(types.uint64, types.uint64, types.uint64), codegen
+
+
+@intrinsic
+def _call_jac_site(typingctx: Any, function: Any, model: Any, data: Any, jacp: Any, jacr: Any, site: Any) -> Any:
+    """mj_jacSite(model, data, jacp, jacr, site) with jacp/jacr addresses (0 for NULL)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
+        pointer = ir.IntType(8).as_pointer()
+        kind = ir.FunctionType(ir.VoidType(), [pointer] * 4 + [ir.IntType(32)])
+        callee = builder.inttoptr(args[0], kind.as_pointer())
+        site32 = builder.trunc(args[5], ir.IntType(32))
+        builder.call(callee, [_pointer(builder, value) for value in args[1:5]] + [site32])
+
+    return types.void(types.uint64, types.uint64, types.uint64, types.uint64, types.uint64, types.int64), codegen
+
+
+@intrinsic
+def _call_full_m(typingctx: Any, function: Any, model: Any, dst: Any, sparse: Any) -> Any:
+    """mj_fullM(model, dst, M): the dense mass matrix from MuJoCo's sparse qM."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
+        pointer = ir.IntType(8).as_pointer()
+        callee = builder.inttoptr(args[0], ir.FunctionType(ir.VoidType(), [pointer] * 3).as_pointer())
+        builder.call(callee, [_pointer(builder, value) for value in args[1:4]])
+
+    return types.void(types.uint64, types.uint64, types.uint64, types.uint64), codegen
+
+
+@numba.njit(cache=True, nogil=True)
+def _arm_torques(
+    origin_pos, origin_ori, ref_pos, ref_ori_mat, ref_pos_vel, ref_ori_vel, base_pos_vel, base_ori_vel,
+    j_pos, j_ori, j_full, mass_matrix, joint_pos, joint_vel, goal_pos, goal_ori, kp, kd, initial_joint,
+    bias,
+):  # fmt: skip
+    """robosuite's OSC_POSE torques (fixed impedance, base-frame goal, decoupled) plus the bias forces."""
+    desired_world_pos = origin_pos + np.dot(origin_ori, goal_pos)
+    desired_world_ori = np.dot(origin_ori, goal_ori)
+    ori_error = orientation_error(desired_world_ori, ref_ori_mat)
+    position_error = desired_world_pos - ref_pos
+    vel_pos_error = -(ref_pos_vel - base_pos_vel)
+    desired_force = position_error * kp[0:3] + vel_pos_error * kd[0:3]
+    vel_ori_error = -(ref_ori_vel - base_ori_vel)
+    desired_torque = ori_error * kp[3:6] + vel_ori_error * kd[3:6]
+    lambda_full, lambda_pos, lambda_ori, nullspace_matrix = opspace_matrices(mass_matrix, j_full, j_pos, j_ori)
+    decoupled = np.concatenate((np.dot(lambda_pos, desired_force), np.dot(lambda_ori, desired_torque)))
+    torques = np.dot(j_full.T, decoupled) + bias
+    return torques + nullspace_torques(mass_matrix, nullspace_matrix, initial_joint, joint_pos, joint_vel)
+
+
+@numba.njit(cache=True, nogil=True)
+def _substeps(
+    functions, model, data, substeps, qpos, qvel, qM, qfrc_bias, site_xpos, site_xmat, ctrl,
+    eef_site, base_site, qpos_index, qvel_index, arm_actuators, torque_low, torque_high,
+    goal_pos, goal_ori, kp, kd, initial_joint, stored_ref, stored_ori, stored_j_pos, stored_j_ori,
+    stored_mass, stored_joint_pos, stored_joint_vel,
+):  # fmt: skip
+    """Run the arm's controller and the physics for `substeps` substeps; the first substep's mj_step1
+    has run already and its controller state is the stored_* arrays (robosuite's controller's)."""
+    n = qvel_index.shape[0]
+    nv = qvel.shape[0]
+    jacp = np.zeros((3, nv))
+    jacr = np.zeros((3, nv))
+    base_jacp = np.zeros((3, nv))
+    base_jacr = np.zeros((3, nv))
+    full_mass = np.zeros((nv, nv))
+    bias = np.empty(n)
+    for substep in range(substeps):
+        if substep > 0:
+            _call_model_data(functions[_STEP1], model, data)
+        origin_pos = site_xpos[base_site].copy()
+        origin_ori = site_xmat[base_site].reshape((3, 3)).copy()
+        _call_jac_site(functions[_JAC_SITE], model, data, base_jacp.ctypes.data, 0, base_site)
+        _call_jac_site(functions[_JAC_SITE], model, data, 0, base_jacr.ctypes.data, base_site)
+        base_pos_vel = np.dot(base_jacp, qvel)
+        base_ori_vel = np.dot(base_jacr, qvel)
+        for k in range(n):
+            bias[k] = qfrc_bias[qvel_index[k]]
+        if substep == 0:
+            ref_pos, ref_ori_mat = stored_ref[0], stored_ori
+            ref_pos_vel, ref_ori_vel = stored_ref[1], stored_ref[2]
+            j_pos, j_ori, mass_matrix = stored_j_pos, stored_j_ori, stored_mass
+            joint_pos, joint_vel = stored_joint_pos, stored_joint_vel
+        else:
+            ref_pos = site_xpos[eef_site].copy()
+            ref_ori_mat = site_xmat[eef_site].reshape((3, 3)).copy()
+            _call_jac_site(functions[_JAC_SITE], model, data, jacp.ctypes.data, 0, eef_site)
+            _call_jac_site(functions[_JAC_SITE], model, data, 0, jacr.ctypes.data, eef_site)
+            ref_pos_vel = np.dot(jacp, qvel)
+            ref_ori_vel = np.dot(jacr, qvel)
+            j_pos = np.empty((3, n))
+            j_ori = np.empty((3, n))
+            joint_pos = np.empty(n)
+            joint_vel = np.empty(n)
+            mass_matrix = np.empty((n, n))
+            _call_full_m(functions[_FULL_M], model, full_mass.ctypes.data, qM.ctypes.data)
+            for k in range(n):
+                joint_pos[k] = qpos[qpos_index[k]]
+                joint_vel[k] = qvel[qvel_index[k]]
+                for row in range(3):
+                    j_pos[row, k] = jacp[row, qvel_index[k]]
+                    j_ori[row, k] = jacr[row, qvel_index[k]]
+                for col in range(n):
+                    mass_matrix[k, col] = full_mass[qvel_index[k], qvel_index[col]]
+        j_full = np.vstack((j_pos, j_ori))
+        torques = _arm_torques(
+            origin_pos, origin_ori, ref_pos, ref_ori_mat, ref_pos_vel, ref_ori_vel, base_pos_vel, base_ori_vel,
+            j_pos, j_ori, j_full, mass_matrix, joint_pos, joint_vel, goal_pos, goal_ori, kp, kd,
+            initial_joint, bias,
+        )  # fmt: skip
+        for k in range(arm_actuators.shape[0]):
+            ctrl[arm_actuators[k]] = min(max(torques[k], torque_low[k]), torque_high[k])
+        _call_model_data(functions[_STEP2], model, data)
+
+
+def _f64(value: Any) -> np.ndarray:
+    return np.ascontiguousarray(value, dtype=np.float64)
+
+
+class FastOSC:
+    """Steps one robosuite environment (a single Panda-like arm and gripper, OSC_POSE, lite physics)
+    through the compiled kernel; `step` leaves the simulator where `raw.step` would."""
+
+    def __init__(self, raw: Any) -> None:
+        check_supported(raw)
+        self.raw = raw
+        self.robot = raw.robots[0]
+        self.arm_name = self.robot.arms[0]
+        self.gripper_name = self.robot.get_gripper_name(self.arm_name)
+        self.substeps = int(round(raw.control_timestep / raw.model_timestep))
+        self.functions = mujoco_function_addresses()
+
+    def step(self, action: np.ndarray) -> None:
+        """Apply one action over all physics substeps (no observation, reward or done)."""
+        raw, robot = self.raw, self.robot
+        sim = raw.sim
+        composite = robot.composite_controller
+        arm = composite.part_controllers[self.arm_name]
+        gripper = composite.part_controllers[self.gripper_name]
+        sim.step1()
+        composite.update_state()
+        composite.set_goal(np.asarray(action, dtype=np.float64))
+        model, data = sim.model._model, sim.data._data
+        ranges = model.actuator_ctrlrange
+        grip_index = robot._ref_actuators_indexes_dict[self.gripper_name]
+        data.ctrl[grip_index] = np.clip(gripper.run_controller(), ranges[grip_index, 0], ranges[grip_index, 1])
+        arm_index = np.asarray(robot._ref_actuators_indexes_dict[self.arm_name], dtype=np.int64)
+        _substeps(
+            self.functions, model._address, data._address, self.substeps, data.qpos, data.qvel, data.qM,
+            data.qfrc_bias, data.site_xpos, data.site_xmat, data.ctrl,
+            sim.model.site_name2id(arm.ref_name), sim.model.site_name2id(f"{arm.naming_prefix}{arm.part_name}_center"),
+            np.asarray(arm.qpos_index, dtype=np.int64), np.asarray(arm.qvel_index, dtype=np.int64), arm_index,
+            _f64(ranges[arm_index, 0]), _f64(ranges[arm_index, 1]), _f64(arm.goal_pos), _f64(arm.goal_ori),
+            _f64(arm.kp), _f64(arm.kd), _f64(arm.initial_joint),
+            _f64([arm.ref_pos, arm.ref_pos_vel, arm.ref_ori_vel]), _f64(arm.ref_ori_mat), _f64(arm.J_pos),
+            _f64(arm.J_ori), _f64(arm.mass_matrix), _f64(arm.joint_pos), _f64(arm.joint_vel),
+        )  # fmt: skip
+        arm.new_update = True
+        raw.timestep += 1
+        raw.cur_time += raw.control_timestep
+
+
+def check_supported(raw: Any) -> None:
+    """Raise BorlError unless raw is what the kernel implements: one fixed-base robot whose only parts
+    are an OSC_POSE arm (fixed impedance, delta input in the base frame, no interpolation, decoupled
+    position and orientation) and a gripper, under lite physics."""
+    if len(raw.robots) != 1 or not raw.lite_physics:
+        raise BorlError("the fast controller supports one robot under lite physics")
+    robot = raw.robots[0]
+    parts = robot.composite_controller.part_controllers
+    arm = parts.get(robot.arms[0]) if len(robot.arms) == 1 else None
+    if arm is None or set(parts) != {robot.arms[0], robot.get_gripper_name(robot.arms[0])}:
+        raise BorlError("the fast controller supports one arm and its gripper")
+    settings = (
+        arm.name,
+        arm.impedance_mode,
+        arm.input_type,
+        arm.input_ref_frame,
+        arm.uncoupling,
+        arm.interpolator_pos,
+        arm.interpolator_ori,
+        arm.lite_physics,
+    )
+    if settings != ("OSC_POSE", "fixed", "delta", "base", True, None, None, True):
+        raise BorlError(f"the fast controller supports robosuite's default OSC_POSE only, got {settings}")

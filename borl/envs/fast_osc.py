@@ -113,10 +113,12 @@ def _substeps(
     functions, model, data, substeps, qpos, qvel, qM, qfrc_bias, site_xpos, site_xmat, ctrl,
     eef_site, base_site, qpos_index, qvel_index, arm_actuators, torque_low, torque_high,
     goal_pos, goal_ori, kp, kd, initial_joint, stored_ref, stored_ori, stored_j_pos, stored_j_ori,
-    stored_mass, stored_joint_pos, stored_joint_vel,
+    stored_mass, stored_joint_pos, stored_joint_vel, xpos, xquat, snapshot_substep, snapshot_xpos,
+    snapshot_xquat,
 ):  # fmt: skip
     """Run the arm's controller and the physics for `substeps` substeps; the first substep's mj_step1
-    has run already and its controller state is the stored_* arrays (robosuite's controller's)."""
+    has run already and its controller state is the stored_* arrays (robosuite's controller's). The
+    bodies' poses after substep snapshot_substep (if any) are copied to snapshot_xpos/xquat."""
     n = qvel_index.shape[0]
     nv = qvel.shape[0]
     jacp = np.zeros((3, nv))
@@ -171,6 +173,9 @@ def _substeps(
         for k in range(arm_actuators.shape[0]):
             ctrl[arm_actuators[k]] = min(max(torques[k], torque_low[k]), torque_high[k])
         _call_model_data(functions[_STEP2], model, data)
+        if substep == snapshot_substep:
+            snapshot_xpos[:] = xpos
+            snapshot_xquat[:] = xquat
 
 
 def _f64(value: Any) -> np.ndarray:
@@ -184,15 +189,15 @@ class FastOSC:
     def __init__(self, raw: Any) -> None:
         check_supported(raw)
         self.raw = raw
-        self.robot = raw.robots[0]
-        self.arm_name = self.robot.arms[0]
-        self.gripper_name = self.robot.get_gripper_name(self.arm_name)
+        self.arm_name = raw.robots[0].arms[0]
+        self.gripper_name = raw.robots[0].get_gripper_name(self.arm_name)
         self.substeps = int(round(raw.control_timestep / raw.model_timestep))
         self.functions = mujoco_function_addresses()
 
     def step(self, action: np.ndarray) -> None:
         """Apply one action over all physics substeps (no observation, reward or done)."""
-        raw, robot = self.raw, self.robot
+        raw = self.raw
+        robot = raw.robots[0]  # rebuilt when the scene is (reset_from_xml_string)
         sim = raw.sim
         composite = robot.composite_controller
         arm = composite.part_controllers[self.arm_name]
@@ -205,6 +210,8 @@ class FastOSC:
         grip_index = robot._ref_actuators_indexes_dict[self.gripper_name]
         data.ctrl[grip_index] = np.clip(gripper.run_controller(), ranges[grip_index, 0], ranges[grip_index, 1])
         arm_index = np.asarray(robot._ref_actuators_indexes_dict[self.arm_name], dtype=np.int64)
+        stale, snapshot_substep = self._advance_observables()
+        snapshot_xpos, snapshot_xquat = np.empty_like(data.xpos), np.empty_like(data.xquat)
         _substeps(
             self.functions, model._address, data._address, self.substeps, data.qpos, data.qvel, data.qM,
             data.qfrc_bias, data.site_xpos, data.site_xmat, data.ctrl,
@@ -214,10 +221,80 @@ class FastOSC:
             _f64(arm.kp), _f64(arm.kd), _f64(arm.initial_joint),
             _f64([arm.ref_pos, arm.ref_pos_vel, arm.ref_ori_vel]), _f64(arm.ref_ori_mat), _f64(arm.J_pos),
             _f64(arm.J_ori), _f64(arm.mass_matrix), _f64(arm.joint_pos), _f64(arm.joint_vel),
+            data.xpos, data.xquat, snapshot_substep, snapshot_xpos, snapshot_xquat,
         )  # fmt: skip
         arm.new_update = True
         raw.timestep += 1
         raw.cur_time += raw.control_timestep
+        if stale:
+            self._resample(stale, snapshot_xpos, snapshot_xquat)
+
+    def _advance_observables(self) -> tuple[list[Any], int]:
+        """Advance robosuite's observable timers over this action's substeps as its per-substep
+        `_update_observables` would, without sampling; return the observables whose cached value a later
+        full update reads before refreshing it (objects' poses, read by the object-to-gripper sensors that
+        robosuite orders first) and the substep at which they sample (-1: none)."""
+        raw = self.raw
+        enabled = [observable for observable in raw._observables.values() if observable.is_enabled()]
+        relative = {name.split("_to_")[0] for name in raw._observables if "_to_" in name}
+        seen: set[str] = set()
+        stale, stale_hits = [], set()
+        timers: dict[tuple, tuple] = {}
+        for observable in enabled:
+            key = (
+                observable._time_since_last_sample,
+                observable._sampled,
+                observable._current_delay,
+                observable._sampling_timestep,
+            )
+            if key not in timers:
+                timers[key] = _advance_timer(*key, raw.model_timestep, self.substeps, observable._delayer)
+            time_since, sampled, delay, hits = timers[key]
+            observable._time_since_last_sample, observable._sampled = time_since, sampled
+            observable._current_delay = delay
+            base = observable.name.rsplit("_", 1)[0]
+            if base in relative and observable.name in (f"{base}_pos", f"{base}_quat"):
+                if any(name.startswith(f"{base}_to_") for name in seen) and hits:
+                    stale.append(observable)
+                    stale_hits.add(hits[-1])
+            seen.add(observable.name)
+        if len(stale_hits) > 1:
+            raise BorlError("the fast controller found object observables sampling at different substeps")
+        return stale, (stale_hits.pop() if stale_hits else -1)
+
+    def _resample(self, stale: list[Any], xpos: np.ndarray, xquat: np.ndarray) -> None:
+        """Put into robosuite's observation cache the values the stale observables sampled mid-step
+        (their sensors read the bodies' poses, here those of the snapshot)."""
+        data = self.raw.sim.data._data
+        current_xpos, current_xquat = data.xpos.copy(), data.xquat.copy()
+        data.xpos[:], data.xquat[:] = xpos, xquat
+        try:
+            cache = self.raw._obs_cache
+            for observable in stale:
+                value = np.array(observable._filter(observable._corrupter(observable._sensor(cache))))
+                cache[observable.name] = np.array(value[0] if value.shape == (1,) else value)
+        finally:
+            data.xpos[:], data.xquat[:] = current_xpos, current_xquat
+
+
+def _advance_timer(
+    time_since: float, sampled: bool, delay: float, period: float, dt: float, substeps: int, delayer: Any
+) -> tuple[float, bool, float, list[int]]:
+    """robosuite's `Observable.update` timer over `substeps` updates of dt (utils/observables.py):
+    the new (time since last sample, sampled, delay) and the substeps at which it samples."""
+    hits = []
+    for substep in range(substeps):
+        time_since += dt
+        if not sampled and period - delay >= time_since:
+            hits.append(substep)
+            sampled, delay = True, delayer()
+        if time_since >= period:
+            if not sampled:
+                hits.append(substep)
+                delay = delayer()
+            time_since %= period
+            sampled = False
+    return time_since, sampled, delay, hits
 
 
 def check_supported(raw: Any) -> None:

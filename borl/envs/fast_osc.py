@@ -42,7 +42,9 @@ def mujoco_function_addresses() -> np.ndarray:
     if not found:
         raise BorlError("the fast controller needs libmujoco.so from the mujoco package; it is not there")
     lib = ctypes.CDLL(found[-1])
-    return np.array([ctypes.cast(getattr(lib, name), ctypes.c_void_p).value for name in _FUNCTIONS], np.uint64)
+    return np.array(
+        [ctypes.cast(getattr(lib, name), ctypes.c_void_p).value for name in _FUNCTIONS], np.uint64
+    )
 
 
 def _pointer(builder: Any, value: Any) -> Any:
@@ -62,7 +64,9 @@ def _call_model_data(typingctx: Any, function: Any, model: Any, data: Any) -> An
 
 
 @intrinsic
-def _call_jac_site(typingctx: Any, function: Any, model: Any, data: Any, jacp: Any, jacr: Any, site: Any) -> Any:
+def _call_jac_site(
+    typingctx: Any, function: Any, model: Any, data: Any, jacp: Any, jacr: Any, site: Any
+) -> Any:
     """mj_jacSite(model, data, jacp, jacr, site) with jacp/jacr addresses (0 for NULL)."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
@@ -72,7 +76,9 @@ def _call_jac_site(typingctx: Any, function: Any, model: Any, data: Any, jacp: A
         site32 = builder.trunc(args[5], ir.IntType(32))
         builder.call(callee, [_pointer(builder, value) for value in args[1:5]] + [site32])
 
-    return types.void(types.uint64, types.uint64, types.uint64, types.uint64, types.uint64, types.int64), codegen
+    return types.void(
+        types.uint64, types.uint64, types.uint64, types.uint64, types.uint64, types.int64
+    ), codegen
 
 
 @intrinsic
@@ -89,10 +95,27 @@ def _call_full_m(typingctx: Any, function: Any, model: Any, dst: Any, sparse: An
 
 @numba.njit(cache=True, nogil=True)
 def _arm_torques(
-    origin_pos, origin_ori, ref_pos, ref_ori_mat, ref_pos_vel, ref_ori_vel, base_pos_vel, base_ori_vel,
-    j_pos, j_ori, j_full, mass_matrix, joint_pos, joint_vel, goal_pos, goal_ori, kp, kd, initial_joint,
+    origin_pos,
+    origin_ori,
+    ref_pos,
+    ref_ori_mat,
+    ref_pos_vel,
+    ref_ori_vel,
+    base_pos_vel,
+    base_ori_vel,
+    j_pos,
+    j_ori,
+    j_full,
+    mass_matrix,
+    joint_pos,
+    joint_vel,
+    goal_pos,
+    goal_ori,
+    kp,
+    kd,
+    initial_joint,
     bias,
-):  # fmt: skip
+):
     """robosuite's OSC_POSE torques (fixed impedance, base-frame goal, decoupled) plus the bias forces."""
     desired_world_pos = origin_pos + np.dot(origin_ori, goal_pos)
     desired_world_ori = np.dot(origin_ori, goal_ori)
@@ -102,7 +125,9 @@ def _arm_torques(
     desired_force = position_error * kp[0:3] + vel_pos_error * kd[0:3]
     vel_ori_error = -(ref_ori_vel - base_ori_vel)
     desired_torque = ori_error * kp[3:6] + vel_ori_error * kd[3:6]
-    lambda_full, lambda_pos, lambda_ori, nullspace_matrix = opspace_matrices(mass_matrix, j_full, j_pos, j_ori)
+    lambda_full, lambda_pos, lambda_ori, nullspace_matrix = opspace_matrices(
+        mass_matrix, j_full, j_pos, j_ori
+    )
     decoupled = np.concatenate((np.dot(lambda_pos, desired_force), np.dot(lambda_ori, desired_torque)))
     torques = np.dot(j_full.T, decoupled) + bias
     return torques + nullspace_torques(mass_matrix, nullspace_matrix, initial_joint, joint_pos, joint_vel)
@@ -110,12 +135,42 @@ def _arm_torques(
 
 @numba.njit(cache=True, nogil=True)
 def _substeps(
-    functions, model, data, substeps, qpos, qvel, qM, qfrc_bias, site_xpos, site_xmat, ctrl,
-    eef_site, base_site, qpos_index, qvel_index, arm_actuators, torque_low, torque_high,
-    goal_pos, goal_ori, kp, kd, initial_joint, stored_ref, stored_ori, stored_j_pos, stored_j_ori,
-    stored_mass, stored_joint_pos, stored_joint_vel, xpos, xquat, snapshot_substep, snapshot_xpos,
+    functions,
+    model,
+    data,
+    substeps,
+    qpos,
+    qvel,
+    qM,
+    qfrc_bias,
+    site_xpos,
+    site_xmat,
+    ctrl,
+    eef_site,
+    base_site,
+    qpos_index,
+    qvel_index,
+    arm_actuators,
+    torque_low,
+    torque_high,
+    goal_pos,
+    goal_ori,
+    kp,
+    kd,
+    initial_joint,
+    stored_ref,
+    stored_ori,
+    stored_j_pos,
+    stored_j_ori,
+    stored_mass,
+    stored_joint_pos,
+    stored_joint_vel,
+    xpos,
+    xquat,
+    snapshot_substep,
+    snapshot_xpos,
     snapshot_xquat,
-):  # fmt: skip
+):
     """Run the arm's controller and the physics for `substeps` substeps; the first substep's mj_step1
     has run already and its controller state is the stored_* arrays (robosuite's controller's). The
     bodies' poses after substep snapshot_substep (if any) are copied to snapshot_xpos/xquat."""
@@ -166,10 +221,27 @@ def _substeps(
                     mass_matrix[k, col] = full_mass[qvel_index[k], qvel_index[col]]
         j_full = np.vstack((j_pos, j_ori))
         torques = _arm_torques(
-            origin_pos, origin_ori, ref_pos, ref_ori_mat, ref_pos_vel, ref_ori_vel, base_pos_vel, base_ori_vel,
-            j_pos, j_ori, j_full, mass_matrix, joint_pos, joint_vel, goal_pos, goal_ori, kp, kd,
-            initial_joint, bias,
-        )  # fmt: skip
+            origin_pos,
+            origin_ori,
+            ref_pos,
+            ref_ori_mat,
+            ref_pos_vel,
+            ref_ori_vel,
+            base_pos_vel,
+            base_ori_vel,
+            j_pos,
+            j_ori,
+            j_full,
+            mass_matrix,
+            joint_pos,
+            joint_vel,
+            goal_pos,
+            goal_ori,
+            kp,
+            kd,
+            initial_joint,
+            bias,
+        )
         for k in range(arm_actuators.shape[0]):
             ctrl[arm_actuators[k]] = min(max(torques[k], torque_low[k]), torque_high[k])
         _call_model_data(functions[_STEP2], model, data)
@@ -208,21 +280,49 @@ class FastOSC:
         model, data = sim.model._model, sim.data._data
         ranges = model.actuator_ctrlrange
         grip_index = robot._ref_actuators_indexes_dict[self.gripper_name]
-        data.ctrl[grip_index] = np.clip(gripper.run_controller(), ranges[grip_index, 0], ranges[grip_index, 1])
+        data.ctrl[grip_index] = np.clip(
+            gripper.run_controller(), ranges[grip_index, 0], ranges[grip_index, 1]
+        )
         arm_index = np.asarray(robot._ref_actuators_indexes_dict[self.arm_name], dtype=np.int64)
         stale, snapshot_substep = self._advance_observables()
         snapshot_xpos, snapshot_xquat = np.empty_like(data.xpos), np.empty_like(data.xquat)
         _substeps(
-            self.functions, model._address, data._address, self.substeps, data.qpos, data.qvel, data.qM,
-            data.qfrc_bias, data.site_xpos, data.site_xmat, data.ctrl,
-            sim.model.site_name2id(arm.ref_name), sim.model.site_name2id(f"{arm.naming_prefix}{arm.part_name}_center"),
-            np.asarray(arm.qpos_index, dtype=np.int64), np.asarray(arm.qvel_index, dtype=np.int64), arm_index,
-            _f64(ranges[arm_index, 0]), _f64(ranges[arm_index, 1]), _f64(arm.goal_pos), _f64(arm.goal_ori),
-            _f64(arm.kp), _f64(arm.kd), _f64(arm.initial_joint),
-            _f64([arm.ref_pos, arm.ref_pos_vel, arm.ref_ori_vel]), _f64(arm.ref_ori_mat), _f64(arm.J_pos),
-            _f64(arm.J_ori), _f64(arm.mass_matrix), _f64(arm.joint_pos), _f64(arm.joint_vel),
-            data.xpos, data.xquat, snapshot_substep, snapshot_xpos, snapshot_xquat,
-        )  # fmt: skip
+            self.functions,
+            model._address,
+            data._address,
+            self.substeps,
+            data.qpos,
+            data.qvel,
+            data.qM,
+            data.qfrc_bias,
+            data.site_xpos,
+            data.site_xmat,
+            data.ctrl,
+            sim.model.site_name2id(arm.ref_name),
+            sim.model.site_name2id(f"{arm.naming_prefix}{arm.part_name}_center"),
+            np.asarray(arm.qpos_index, dtype=np.int64),
+            np.asarray(arm.qvel_index, dtype=np.int64),
+            arm_index,
+            _f64(ranges[arm_index, 0]),
+            _f64(ranges[arm_index, 1]),
+            _f64(arm.goal_pos),
+            _f64(arm.goal_ori),
+            _f64(arm.kp),
+            _f64(arm.kd),
+            _f64(arm.initial_joint),
+            _f64([arm.ref_pos, arm.ref_pos_vel, arm.ref_ori_vel]),
+            _f64(arm.ref_ori_mat),
+            _f64(arm.J_pos),
+            _f64(arm.J_ori),
+            _f64(arm.mass_matrix),
+            _f64(arm.joint_pos),
+            _f64(arm.joint_vel),
+            data.xpos,
+            data.xquat,
+            snapshot_substep,
+            snapshot_xpos,
+            snapshot_xquat,
+        )
         arm.new_update = True
         raw.timestep += 1
         raw.cur_time += raw.control_timestep
@@ -253,10 +353,15 @@ class FastOSC:
             observable._time_since_last_sample, observable._sampled = time_since, sampled
             observable._current_delay = delay
             base = observable.name.rsplit("_", 1)[0]
-            if base in relative and observable.name in (f"{base}_pos", f"{base}_quat"):
-                if any(name.startswith(f"{base}_to_") for name in seen) and hits:
-                    stale.append(observable)
-                    stale_hits.add(hits[-1])
+            read_before = any(name.startswith(f"{base}_to_") for name in seen)
+            if (
+                base in relative
+                and observable.name in (f"{base}_pos", f"{base}_quat")
+                and read_before
+                and hits
+            ):
+                stale.append(observable)
+                stale_hits.add(hits[-1])
             seen.add(observable.name)
         if len(stale_hits) > 1:
             raise BorlError("the fast controller found object observables sampling at different substeps")

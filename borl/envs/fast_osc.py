@@ -31,6 +31,11 @@ from borl.errors import BorlError
 # The MuJoCo functions the kernel calls, in the order of the address array passed to it.
 _FUNCTIONS = ("mj_step1", "mj_step2", "mj_jacSite", "mj_fullM")
 _STEP1, _STEP2, _JAC_SITE, _FULL_M = range(len(_FUNCTIONS))
+# robosuite's controller attributes that `_reference` computes, in its out order.
+_CONTROLLER_STATE = (
+    "ref_pos", "ref_ori_mat", "ref_pos_vel", "ref_ori_vel", "J_pos", "J_ori", "J_full",
+    "joint_pos", "joint_vel", "mass_matrix",
+)  # fmt: skip
 
 
 @cache
@@ -134,120 +139,79 @@ def _arm_torques(
 
 
 @numba.njit(cache=True, nogil=True)
-def _substeps(
-    functions,
-    model,
-    data,
-    substeps,
-    qpos,
-    qvel,
-    qM,
-    qfrc_bias,
-    site_xpos,
-    site_xmat,
-    ctrl,
-    eef_site,
-    base_site,
-    qpos_index,
-    qvel_index,
-    arm_actuators,
-    torque_low,
-    torque_high,
-    goal_pos,
-    goal_ori,
-    kp,
-    kd,
-    initial_joint,
-    stored_ref,
-    stored_ori,
-    stored_j_pos,
-    stored_j_ori,
-    stored_mass,
-    stored_joint_pos,
-    stored_joint_vel,
-    xpos,
-    xquat,
-    snapshot_substep,
-    snapshot_xpos,
-    snapshot_xquat,
-):
-    """Run the arm's controller and the physics for `substeps` substeps; the first substep's mj_step1
-    has run already and its controller state is the stored_* arrays (robosuite's controller's). The
-    bodies' poses after substep snapshot_substep (if any) are copied to snapshot_xpos/xquat."""
-    n = qvel_index.shape[0]
-    nv = qvel.shape[0]
-    jacp = np.zeros((3, nv))
-    jacr = np.zeros((3, nv))
-    base_jacp = np.zeros((3, nv))
-    base_jacr = np.zeros((3, nv))
-    full_mass = np.zeros((nv, nv))
+def _reference(functions, model, data, sim, site, qpos_index, qvel_index, out):
+    """robosuite's `Controller.update` (lite physics) for the arm's reference site, into out: the site's
+    pose and velocity, its Jacobians and the arm's joints' positions, velocities and mass matrix."""
+    qpos, qvel, qM, site_xpos, site_xmat = sim[0], sim[1], sim[2], sim[4], sim[5]
+    ref_pos, ref_ori_mat, ref_pos_vel, ref_ori_vel, j_pos, j_ori, j_full, joint_pos, joint_vel, mass = out
+    nv, n = qvel.shape[0], qvel_index.shape[0]
+    jacp, jacr, full_mass = np.zeros((3, nv)), np.zeros((3, nv)), np.zeros((nv, nv))
+    ref_pos[:] = site_xpos[site]
+    ref_ori_mat[:, :] = site_xmat[site].reshape((3, 3))
+    _call_jac_site(functions[_JAC_SITE], model, data, jacp.ctypes.data, 0, site)
+    _call_jac_site(functions[_JAC_SITE], model, data, 0, jacr.ctypes.data, site)
+    ref_pos_vel[:] = np.dot(jacp, qvel)
+    ref_ori_vel[:] = np.dot(jacr, qvel)
+    _call_full_m(functions[_FULL_M], model, full_mass.ctypes.data, qM.ctypes.data)
+    for k in range(n):
+        joint_pos[k] = qpos[qpos_index[k]]
+        joint_vel[k] = qvel[qvel_index[k]]
+        for row in range(3):
+            j_pos[row, k] = j_full[row, k] = jacp[row, qvel_index[k]]
+            j_ori[row, k] = j_full[row + 3, k] = jacr[row, qvel_index[k]]
+        for col in range(n):
+            mass[k, col] = full_mass[qvel_index[k], qvel_index[col]]
+
+
+def _controller_state(n: int) -> tuple[np.ndarray, ...]:
+    """Empty arrays shaped as `_reference`'s out for an arm of n joints."""
+    shapes = ((3,), (3, 3), (3,), (3,), (3, n), (3, n), (6, n), (n,), (n,), (n, n))
+    return tuple(np.empty(shape) for shape in shapes)
+
+
+@numba.njit(cache=True, nogil=True)
+def _substeps(functions, model, data, sim, substeps, sites, indices, limits, goal, stored, snapshot):
+    """Run the arm's controller and the physics for `substeps` substeps. The first substep's mj_step1
+    has run already and its controller state is `stored` (robosuite's controller's, as `_reference`'s
+    out); the bodies' poses after substep snapshot[0] (if any) are copied to snapshot[1:]."""
+    qfrc_bias, site_xpos, site_xmat, ctrl, xpos, xquat = sim[3], sim[4], sim[5], sim[6], sim[7], sim[8]
+    eef_site, base_site = sites
+    qpos_index, qvel_index, arm_actuators = indices
+    torque_low, torque_high = limits
+    goal_pos, goal_ori, kp, kd, initial_joint = goal
+    n, nv = qvel_index.shape[0], sim[1].shape[0]
+    base_jacp, base_jacr = np.zeros((3, nv)), np.zeros((3, nv))
+    current = (
+        np.empty(3), np.empty((3, 3)), np.empty(3), np.empty(3), np.empty((3, n)), np.empty((3, n)),
+        np.empty((6, n)), np.empty(n), np.empty(n), np.empty((n, n)),
+    )  # fmt: skip
     bias = np.empty(n)
     for substep in range(substeps):
+        state = stored
         if substep > 0:
             _call_model_data(functions[_STEP1], model, data)
+            _reference(functions, model, data, sim, eef_site, qpos_index, qvel_index, current)
+            state = current
+        ref_pos, ref_ori_mat, ref_pos_vel, ref_ori_vel, j_pos, j_ori, j_full, joint_pos, joint_vel, mass = (
+            state
+        )
         origin_pos = site_xpos[base_site].copy()
         origin_ori = site_xmat[base_site].reshape((3, 3)).copy()
         _call_jac_site(functions[_JAC_SITE], model, data, base_jacp.ctypes.data, 0, base_site)
         _call_jac_site(functions[_JAC_SITE], model, data, 0, base_jacr.ctypes.data, base_site)
-        base_pos_vel = np.dot(base_jacp, qvel)
-        base_ori_vel = np.dot(base_jacr, qvel)
         for k in range(n):
             bias[k] = qfrc_bias[qvel_index[k]]
-        if substep == 0:
-            ref_pos, ref_ori_mat = stored_ref[0], stored_ori
-            ref_pos_vel, ref_ori_vel = stored_ref[1], stored_ref[2]
-            j_pos, j_ori, mass_matrix = stored_j_pos, stored_j_ori, stored_mass
-            joint_pos, joint_vel = stored_joint_pos, stored_joint_vel
-        else:
-            ref_pos = site_xpos[eef_site].copy()
-            ref_ori_mat = site_xmat[eef_site].reshape((3, 3)).copy()
-            _call_jac_site(functions[_JAC_SITE], model, data, jacp.ctypes.data, 0, eef_site)
-            _call_jac_site(functions[_JAC_SITE], model, data, 0, jacr.ctypes.data, eef_site)
-            ref_pos_vel = np.dot(jacp, qvel)
-            ref_ori_vel = np.dot(jacr, qvel)
-            j_pos = np.empty((3, n))
-            j_ori = np.empty((3, n))
-            joint_pos = np.empty(n)
-            joint_vel = np.empty(n)
-            mass_matrix = np.empty((n, n))
-            _call_full_m(functions[_FULL_M], model, full_mass.ctypes.data, qM.ctypes.data)
-            for k in range(n):
-                joint_pos[k] = qpos[qpos_index[k]]
-                joint_vel[k] = qvel[qvel_index[k]]
-                for row in range(3):
-                    j_pos[row, k] = jacp[row, qvel_index[k]]
-                    j_ori[row, k] = jacr[row, qvel_index[k]]
-                for col in range(n):
-                    mass_matrix[k, col] = full_mass[qvel_index[k], qvel_index[col]]
-        j_full = np.vstack((j_pos, j_ori))
         torques = _arm_torques(
-            origin_pos,
-            origin_ori,
-            ref_pos,
-            ref_ori_mat,
-            ref_pos_vel,
-            ref_ori_vel,
-            base_pos_vel,
-            base_ori_vel,
-            j_pos,
-            j_ori,
-            j_full,
-            mass_matrix,
-            joint_pos,
-            joint_vel,
-            goal_pos,
-            goal_ori,
-            kp,
-            kd,
-            initial_joint,
-            bias,
-        )
+            origin_pos, origin_ori, ref_pos, ref_ori_mat, ref_pos_vel, ref_ori_vel,
+            np.dot(base_jacp, sim[1]), np.dot(base_jacr, sim[1]), j_pos, j_ori, j_full, mass,
+            joint_pos, joint_vel, goal_pos, goal_ori, kp, kd, initial_joint, bias,
+        )  # fmt: skip
         for k in range(arm_actuators.shape[0]):
             ctrl[arm_actuators[k]] = min(max(torques[k], torque_low[k]), torque_high[k])
         _call_model_data(functions[_STEP2], model, data)
-        if substep == snapshot_substep:
-            snapshot_xpos[:] = xpos
-            snapshot_xquat[:] = xquat
+        if substep == snapshot[0]:
+            snapshot[1][:] = xpos
+            snapshot[2][:] = xquat
 
 
 def _f64(value: Any) -> np.ndarray:
@@ -271,13 +235,26 @@ class FastOSC:
         raw = self.raw
         robot = raw.robots[0]  # rebuilt when the scene is (reset_from_xml_string)
         sim = raw.sim
+        model, data = sim.model._model, sim.data._data
+        arrays = (
+            data.qpos, data.qvel, data.qM, data.qfrc_bias, data.site_xpos, data.site_xmat, data.ctrl,
+            data.xpos, data.xquat,
+        )  # fmt: skip
         composite = robot.composite_controller
         arm = composite.part_controllers[self.arm_name]
         gripper = composite.part_controllers[self.gripper_name]
+        eef_site = sim.model.site_name2id(arm.ref_name)
+        indices = tuple(np.asarray(i, dtype=np.int64) for i in (arm.qpos_index, arm.qvel_index))
         sim.step1()
         composite.update_state()
+        if arm.new_update:  # set_goal's own update(), compiled; robosuite skips it right after a reset
+            state = _controller_state(len(arm.qvel_index))
+            _reference(self.functions, model._address, data._address, arrays, eef_site, *indices, state)
+            for name, value in zip(_CONTROLLER_STATE[:7], state[:7], strict=True):
+                getattr(arm, name)[...] = value  # in place, as robosuite writes them
+            arm.joint_pos, arm.joint_vel, arm.mass_matrix = state[7:]
+            arm.new_update = False
         composite.set_goal(np.asarray(action, dtype=np.float64))
-        model, data = sim.model._model, sim.data._data
         ranges = model.actuator_ctrlrange
         grip_index = robot._ref_actuators_indexes_dict[self.gripper_name]
         data.ctrl[grip_index] = np.clip(
@@ -285,49 +262,25 @@ class FastOSC:
         )
         arm_index = np.asarray(robot._ref_actuators_indexes_dict[self.arm_name], dtype=np.int64)
         stale, snapshot_substep = self._advance_observables()
-        snapshot_xpos, snapshot_xquat = np.empty_like(data.xpos), np.empty_like(data.xquat)
+        snapshot = (snapshot_substep, np.empty_like(data.xpos), np.empty_like(data.xquat))
         _substeps(
             self.functions,
             model._address,
             data._address,
+            arrays,
             self.substeps,
-            data.qpos,
-            data.qvel,
-            data.qM,
-            data.qfrc_bias,
-            data.site_xpos,
-            data.site_xmat,
-            data.ctrl,
-            sim.model.site_name2id(arm.ref_name),
-            sim.model.site_name2id(f"{arm.naming_prefix}{arm.part_name}_center"),
-            np.asarray(arm.qpos_index, dtype=np.int64),
-            np.asarray(arm.qvel_index, dtype=np.int64),
-            arm_index,
-            _f64(ranges[arm_index, 0]),
-            _f64(ranges[arm_index, 1]),
-            _f64(arm.goal_pos),
-            _f64(arm.goal_ori),
-            _f64(arm.kp),
-            _f64(arm.kd),
-            _f64(arm.initial_joint),
-            _f64([arm.ref_pos, arm.ref_pos_vel, arm.ref_ori_vel]),
-            _f64(arm.ref_ori_mat),
-            _f64(arm.J_pos),
-            _f64(arm.J_ori),
-            _f64(arm.mass_matrix),
-            _f64(arm.joint_pos),
-            _f64(arm.joint_vel),
-            data.xpos,
-            data.xquat,
-            snapshot_substep,
-            snapshot_xpos,
-            snapshot_xquat,
+            (eef_site, sim.model.site_name2id(f"{arm.naming_prefix}{arm.part_name}_center")),
+            (*indices, arm_index),
+            (_f64(ranges[arm_index, 0]), _f64(ranges[arm_index, 1])),
+            tuple(_f64(getattr(arm, name)) for name in ("goal_pos", "goal_ori", "kp", "kd", "initial_joint")),
+            tuple(_f64(getattr(arm, name)) for name in _CONTROLLER_STATE),
+            snapshot,
         )
         arm.new_update = True
         raw.timestep += 1
         raw.cur_time += raw.control_timestep
         if stale:
-            self._resample(stale, snapshot_xpos, snapshot_xquat)
+            self._resample(stale, snapshot[1], snapshot[2])
 
     def _advance_observables(self) -> tuple[list[Any], int]:
         """Advance robosuite's observable timers over this action's substeps as its per-substep

@@ -229,6 +229,7 @@ class FastOSC:
         self.gripper_name = raw.robots[0].get_gripper_name(self.arm_name)
         self.substeps = int(round(raw.control_timestep / raw.model_timestep))
         self.functions = mujoco_function_addresses()
+        self._stale_names: dict[tuple[str, ...], frozenset[str]] = {}
 
     def step(self, action: np.ndarray) -> None:
         """Apply one action over all physics substeps (no observation, reward or done)."""
@@ -285,14 +286,16 @@ class FastOSC:
     def _advance_observables(self) -> tuple[list[Any], int]:
         """Advance robosuite's observable timers over this action's substeps as its per-substep
         `_update_observables` would, without sampling; return the observables whose cached value a later
-        full update reads before refreshing it (objects' poses, read by the object-to-gripper sensors that
-        robosuite orders first) and the substep at which they sample (-1: none)."""
+        full update reads before refreshing it (`_stale_reads`) and the substep at which they sample
+        (-1: none)."""
         raw = self.raw
-        enabled = [observable for observable in raw._observables.values() if observable.is_enabled()]
-        relative = {name.split("_to_")[0] for name in raw._observables if "_to_" in name}
-        seen: set[str] = set()
-        stale, stale_hits = [], set()
+        enabled = [observable for observable in raw._observables.values() if observable._enabled]
+        names = tuple(observable.name for observable in enabled)
+        if names not in self._stale_names:
+            self._stale_names[names] = _stale_reads(names)
+        stale_names = self._stale_names[names]
         timers: dict[tuple, tuple] = {}
+        stale, stale_hits = [], set()
         for observable in enabled:
             key = (
                 observable._time_since_last_sample,
@@ -305,17 +308,9 @@ class FastOSC:
             time_since, sampled, delay, hits = timers[key]
             observable._time_since_last_sample, observable._sampled = time_since, sampled
             observable._current_delay = delay
-            base = observable.name.rsplit("_", 1)[0]
-            read_before = any(name.startswith(f"{base}_to_") for name in seen)
-            if (
-                base in relative
-                and observable.name in (f"{base}_pos", f"{base}_quat")
-                and read_before
-                and hits
-            ):
+            if hits and observable.name in stale_names:
                 stale.append(observable)
                 stale_hits.add(hits[-1])
-            seen.add(observable.name)
         if len(stale_hits) > 1:
             raise BorlError("the fast controller found object observables sampling at different substeps")
         return stale, (stale_hits.pop() if stale_hits else -1)
@@ -333,6 +328,20 @@ class FastOSC:
                 cache[observable.name] = np.array(value[0] if value.shape == (1,) else value)
         finally:
             data.xpos[:], data.xquat[:] = current_xpos, current_xquat
+
+
+def _stale_reads(names: tuple[str, ...]) -> frozenset[str]:
+    """The observables (in robosuite's update order) whose value an earlier one reads from the cache:
+    an object's `X_pos` and `X_quat` after its `X_to_..._eef` sensors (PickPlace and NutAssembly
+    order them so), which therefore see the pose robosuite sampled mid-step."""
+    stale, relative_seen = set(), set()
+    for name in names:
+        if "_to_" in name:
+            relative_seen.add(name.split("_to_")[0])
+        base = name.rsplit("_", 1)[0]
+        if base in relative_seen and name in (f"{base}_pos", f"{base}_quat"):
+            stale.add(name)
+    return frozenset(stale)
 
 
 def _advance_timer(

@@ -164,9 +164,10 @@ def _reference(functions, model, data, sim, site, qpos_index, qvel_index, out):
 
 
 def _controller_state(n: int) -> tuple[np.ndarray, ...]:
-    """Empty arrays shaped as `_reference`'s out for an arm of n joints."""
-    shapes = ((3,), (3, 3), (3,), (3,), (3, n), (3, n), (6, n), (n,), (n,), (n, n))
-    return tuple(np.empty(shape) for shape in shapes)
+    """Empty arrays shaped as `_reference`'s out for an arm of n joints. The mass matrix is Fortran-
+    ordered, as robosuite's fancy indexing leaves it: BLAS then sums its products in robosuite's order."""
+    shapes = ((3,), (3, 3), (3,), (3,), (3, n), (3, n), (6, n), (n,), (n,))
+    return (*(np.empty(shape) for shape in shapes), np.empty((n, n), order="F"))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -183,7 +184,7 @@ def _substeps(functions, model, data, sim, substeps, sites, indices, limits, goa
     base_jacp, base_jacr = np.zeros((3, nv)), np.zeros((3, nv))
     current = (
         np.empty(3), np.empty((3, 3)), np.empty(3), np.empty(3), np.empty((3, n)), np.empty((3, n)),
-        np.empty((6, n)), np.empty(n), np.empty(n), np.empty((n, n)),
+        np.empty((6, n)), np.empty(n), np.empty(n), np.empty((n, n)).T,
     )  # fmt: skip
     bias = np.empty(n)
     for substep in range(substeps):
@@ -274,7 +275,10 @@ class FastOSC:
             (*indices, arm_index),
             (_f64(ranges[arm_index, 0]), _f64(ranges[arm_index, 1])),
             tuple(_f64(getattr(arm, name)) for name in ("goal_pos", "goal_ori", "kp", "kd", "initial_joint")),
-            tuple(_f64(getattr(arm, name)) for name in _CONTROLLER_STATE),
+            (
+                *(_f64(getattr(arm, name)) for name in _CONTROLLER_STATE[:-1]),
+                np.asfortranarray(arm.mass_matrix),
+            ),
             snapshot,
         )
         arm.new_update = True

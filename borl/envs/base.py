@@ -43,7 +43,7 @@ class TaskSpec:
     obs_keys lists (robomimic key, size); flat observations concatenate them in this order.
     default_demos is the D0 size at which the recipe's pi0 succeeds 30-65% of the time.
     fast_controller steps a robosuite task through borl's compiled copy of robosuite's controller
-    (borl/envs/fast_osc.py; the same states to floating-point rounding) instead of robosuite's Python.
+    (borl/envs/fast_osc.py; the same states bit for bit) instead of robosuite's Python.
     """
 
     name: str

@@ -6,9 +6,12 @@ clipping): the kernel calls robosuite's own jitted `opspace_matrices`, `orientat
 `nullspace_torques`, and reads gains, limits and indices from the live controller objects. The goal and
 the gripper's command are still set by robosuite's Python once per action, at the first substep as
 robosuite does, so robosuite's controller state stays the state a later robosuite step continues from;
-that substep's torques use the controller's stored state, as robosuite's do. What the fast step skips:
-robosuite's per-substep observable sampling, its reward, and the robot's proprioceptive history buffers
-(none of them feed borl's observations, which are recomputed from the simulator after the step).
+that substep's torques use the controller's stored state, as robosuite's do. The arithmetic is
+robosuite's in robosuite's order (down to the mass matrix's memory order, which decides how BLAS sums),
+so states are equal bit for bit. What the fast step skips: robosuite's per-substep observable sampling
+(its timers are advanced, and the object poses that Can's and Square's relative sensors read from
+the mid-step sample are taken at that substep), its reward, and the robot's proprioceptive history
+buffers; borl recomputes observations from the simulator after the step.
 """
 
 from __future__ import annotations

@@ -234,61 +234,87 @@ class FastOSC:
         self.substeps = int(round(raw.control_timestep / raw.model_timestep))
         self.functions = mujoco_function_addresses()
         self._stale_names: dict[tuple[str, ...], frozenset[str]] = {}
+        self._bound: tuple | None = None
 
-    def step(self, action: np.ndarray) -> None:
-        """Apply one action over all physics substeps (no observation, reward or done)."""
-        raw = self.raw
-        robot = raw.robots[0]  # rebuilt when the scene is (reset_from_xml_string)
-        sim = raw.sim
-        model, data = sim.model._model, sim.data._data
+    def _bind(self, arm: Any) -> tuple:
+        """What stays fixed while this controller object and this MjData live: the simulator's arrays,
+        site and index arrays, torque limits, the gripper's actuators and its command's limits."""
+        sim, robot = self.raw.sim, self.raw.robots[0]
+        data = sim.data._data
         arrays = (
             data.qpos, data.qvel, data.qM, data.qfrc_bias, data.site_xpos, data.site_xmat, data.ctrl,
             data.xpos, data.xquat,
         )  # fmt: skip
-        composite = robot.composite_controller
+        arm_index = np.asarray(robot._ref_actuators_indexes_dict[self.arm_name], dtype=np.int64)
+        grip_index = np.asarray(robot._ref_actuators_indexes_dict[self.gripper_name], dtype=np.int64)
+        ranges = sim.model._model.actuator_ctrlrange
+        sites = (
+            sim.model.site_name2id(arm.ref_name),
+            sim.model.site_name2id(f"{arm.naming_prefix}{arm.part_name}_center"),
+        )
+        indices = (np.asarray(arm.qpos_index, dtype=np.int64), np.asarray(arm.qvel_index, dtype=np.int64))
+        limits = (_f64(ranges[arm_index, 0]), _f64(ranges[arm_index, 1]))
+        grip = (grip_index, _f64(ranges[grip_index, 0]), _f64(ranges[grip_index, 1]))
+        snapshot = (np.empty_like(data.xpos), np.empty_like(data.xquat))
+        return arm, data, arrays, sites, (*indices, arm_index), limits, grip, snapshot
+
+    def step(self, action: np.ndarray) -> None:
+        """Apply one action over all physics substeps (no observation, reward or done)."""
+        raw = self.raw
+        sim = raw.sim
+        model, data = sim.model._model, sim.data._data
+        composite = raw.robots[0].composite_controller  # rebuilt at each reset
         arm = composite.part_controllers[self.arm_name]
-        gripper = composite.part_controllers[self.gripper_name]
-        eef_site = sim.model.site_name2id(arm.ref_name)
-        indices = tuple(np.asarray(i, dtype=np.int64) for i in (arm.qpos_index, arm.qvel_index))
+        if self._bound is None or self._bound[0] is not arm or self._bound[1] is not data:
+            self._bound = self._bind(arm)
+        _, _, arrays, sites, indices, limits, grip, snapshot = self._bound
+        functions, model_address, data_address = self.functions, model._address, data._address
         sim.step1()
         composite.update_state()
         if arm.new_update:  # set_goal's own update(), compiled; robosuite skips it right after a reset
-            state = _controller_state(len(arm.qvel_index))
-            _reference(self.functions, model._address, data._address, arrays, eef_site, *indices, state)
+            state = _controller_state(len(indices[1]))
+            _reference(
+                functions, model_address, data_address, arrays, sites[0], indices[0], indices[1], state
+            )
             for name, value in zip(_CONTROLLER_STATE[:7], state[:7], strict=True):
                 getattr(arm, name)[...] = value  # in place, as robosuite writes them
             arm.joint_pos, arm.joint_vel, arm.mass_matrix = state[7:]
             arm.new_update = False
         composite.set_goal(np.asarray(action, dtype=np.float64))
-        ranges = model.actuator_ctrlrange
-        grip_index = robot._ref_actuators_indexes_dict[self.gripper_name]
-        data.ctrl[grip_index] = np.clip(
-            gripper.run_controller(), ranges[grip_index, 0], ranges[grip_index, 1]
+        grip_index, grip_low, grip_high = grip
+        arrays[6][grip_index] = np.clip(
+            composite.part_controllers[self.gripper_name].run_controller(), grip_low, grip_high
         )
-        arm_index = np.asarray(robot._ref_actuators_indexes_dict[self.arm_name], dtype=np.int64)
         stale, snapshot_substep = self._advance_observables()
-        snapshot = (snapshot_substep, np.empty_like(data.xpos), np.empty_like(data.xquat))
         _substeps(
-            self.functions,
-            model._address,
-            data._address,
+            functions,
+            model_address,
+            data_address,
             arrays,
             self.substeps,
-            (eef_site, sim.model.site_name2id(f"{arm.naming_prefix}{arm.part_name}_center")),
-            (*indices, arm_index),
-            (_f64(ranges[arm_index, 0]), _f64(ranges[arm_index, 1])),
-            tuple(_f64(getattr(arm, name)) for name in ("goal_pos", "goal_ori", "kp", "kd", "initial_joint")),
+            sites,
+            indices,
+            limits,
+            (_f64(arm.goal_pos), _f64(arm.goal_ori), _f64(arm.kp), _f64(arm.kd), _f64(arm.initial_joint)),
             (
-                *(_f64(getattr(arm, name)) for name in _CONTROLLER_STATE[:-1]),
+                _f64(arm.ref_pos),
+                _f64(arm.ref_ori_mat),
+                _f64(arm.ref_pos_vel),
+                _f64(arm.ref_ori_vel),
+                _f64(arm.J_pos),
+                _f64(arm.J_ori),
+                _f64(arm.J_full),
+                _f64(arm.joint_pos),
+                _f64(arm.joint_vel),
                 np.asfortranarray(arm.mass_matrix),
-            ),
-            snapshot,
+            ),  # fmt: skip
+            (snapshot_substep, *snapshot),
         )
         arm.new_update = True
         raw.timestep += 1
         raw.cur_time += raw.control_timestep
         if stale:
-            self._resample(stale, snapshot[1], snapshot[2])
+            self._resample(stale, *snapshot)
 
     def _advance_observables(self) -> tuple[list[Any], int]:
         """Advance robosuite's observable timers over this action's substeps as its per-substep

@@ -1,9 +1,11 @@
 """Where a robosuite step's time goes (`borl bench sim TASK`): MuJoCo's physics, robosuite's
-controller, its observables, and the rest, measured on one core with random actions.
+controller, its observables, and the rest, measured on one core with random actions; and borl's fast
+step (the compiled controller, borl/envs/fast_osc.py) against robosuite's, on the same actions.
 
 Each part is timed by wrapping the methods robosuite calls for it on one environment instance, and
 attributed exclusively (a part's time excludes the wrapped calls inside it), so the parts add up to
-the wrapped step; the unwrapped step is timed first, on the same actions, for the headline rate.
+the wrapped step; the unwrapped steps are timed first, robosuite's and the fast one alternately
+(best of `rounds` each, so that a neighbour's load hits both alike), for the headline rates.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from borl.envs.registry import get_task
+from borl.envs.robosuite_env import RobosuiteEnv
 from borl.errors import BorlError
 
 # robosuite methods of an environment (and its MjSim) whose time makes up each part of a step.
@@ -66,20 +69,25 @@ def _steps_seconds(env: Any, actions: np.ndarray, seed: int) -> float:
     return time.perf_counter() - start
 
 
-def step_breakdown(task_name: str, steps: int = 400, seed: int = 0) -> dict:
-    """Milliseconds per environment step, and per part, of a robosuite task on one core."""
+def step_breakdown(task_name: str, steps: int = 400, seed: int = 0, rounds: int = 2) -> dict:
+    """Milliseconds per environment step, and per part, of a robosuite task on one core, and the
+    steps/s of robosuite's step and of borl's fast step."""
     task = get_task(task_name)
-    env = task.make_env()
-    raw = getattr(env, "raw", None)
-    if raw is None or not hasattr(raw, "sim"):
-        env.close()
+    if task.env_factory is not RobosuiteEnv:
         raise BorlError(f"borl bench sim measures robosuite tasks; '{task_name}' is not one")
+    env = task.make_env(fast_controller=False)
+    fast_env = task.make_env(fast_controller=True)
+    raw = env.raw
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         actions = np.random.default_rng(seed).uniform(-1, 1, size=(steps, task.spec.act_dim))
         _steps_seconds(env, actions[:20], seed)  # warm-up
-        plain = _steps_seconds(env, actions, seed)
+        _steps_seconds(fast_env, actions[:20], seed)
+        plain, fast = float("inf"), float("inf")
+        for _ in range(rounds):
+            plain = min(plain, _steps_seconds(env, actions, seed))
+            fast = min(fast, _steps_seconds(fast_env, actions, seed))
         totals: dict[str, float] = defaultdict(float)
         _instrument(raw, totals)
         wrapped = _steps_seconds(env, actions, seed)
@@ -93,6 +101,7 @@ def step_breakdown(task_name: str, steps: int = 400, seed: int = 0) -> dict:
     finally:
         torch.set_num_threads(threads)
         env.close()
+        fast_env.close()
     parts = {part: 1e3 * totals[part] / steps for part in PARTS}
     parts["python_glue"] = 1e3 * wrapped / steps - sum(parts.values())
     return {
@@ -101,6 +110,9 @@ def step_breakdown(task_name: str, steps: int = 400, seed: int = 0) -> dict:
         "substeps": substeps,
         "step_ms": 1e3 * plain / steps,
         "robosuite_steps_per_s": steps / plain,
+        "fast_step_ms": 1e3 * fast / steps,
+        "fast_steps_per_s": steps / fast,
+        "speedup": plain / fast,
         "wrapped_step_ms": 1e3 * wrapped / steps,
         **{f"{part}_ms": value for part, value in parts.items()},
         "raw_mj_step_ms": 1e3 * raw_physics / steps,

@@ -157,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--clients", help="serve: numbers of clients acting at once, e.g. 1,4 (default)")
     bench.add_argument("--actions", type=_count(1), default=200, help="serve: timed actions per client")
+    bench.add_argument("--steps", type=_count(1), default=400, help="sim: timed steps per measurement")
     bench.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides, as for run"
     )

@@ -408,7 +408,7 @@ def bench(args: argparse.Namespace) -> int:
     if args.what == "sim":
         from borl.bench_sim import step_breakdown
 
-        result = step_breakdown(args.task)
+        result = step_breakdown(args.task, steps=args.steps)
     elif args.what == "train":
         result = benchmarks.bench_train(config, threads=args.threads or 2)
     elif args.what == "sample":

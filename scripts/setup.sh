@@ -20,4 +20,7 @@ if ! python -c "import torch" 2>/dev/null; then
   python -m pip install --quiet "torch==2.13.0"
 fi
 python -m pip install --quiet -e ".[test]"
+# Compile the robosuite controller's numba kernel (borl/envs/fast_osc.py) once into its on-disk cache,
+# so that no run or test pays the compile (about 20 s on a busy 2-core machine) on its first step.
+python -m borl bench sim lift --steps 1 --json >/dev/null
 python -c "import torch; print(f'borl set up: torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}')"

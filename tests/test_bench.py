@@ -108,6 +108,13 @@ def test_sim_breakdown_parts_add_up_to_the_step():
     assert result["robosuite_steps_per_s"] == pytest.approx(1e3 / result["step_ms"])
 
 
+def test_bench_sim_json_puts_robosuites_step_beside_the_fast_one(capsys):
+    result = bench_json(capsys, "sim", "lift", "--steps", "20")
+    assert {"robosuite_steps_per_s", "fast_steps_per_s", "speedup", "step_ms", "fast_step_ms"} <= set(result)
+    assert result["speedup"] == pytest.approx(result["fast_steps_per_s"] / result["robosuite_steps_per_s"])
+    assert result["fast_steps_per_s"] == pytest.approx(1e3 / result["fast_step_ms"])
+
+
 def test_sim_breakdown_of_a_task_robosuite_does_not_run_is_one_line(capsys):
     assert main(["bench", "sim", "pen"]) == 2
     err = capsys.readouterr().err

@@ -42,6 +42,8 @@ class TaskSpec:
 
     obs_keys lists (robomimic key, size); flat observations concatenate them in this order.
     default_demos is the D0 size at which the recipe's pi0 succeeds 30-65% of the time.
+    fast_controller steps a robosuite task through borl's compiled copy of robosuite's controller
+    (borl/envs/fast_osc.py; the same states bit for bit) instead of robosuite's Python.
     """
 
     name: str
@@ -52,6 +54,7 @@ class TaskSpec:
     default_demos: int
     demo_noise: float
     env_name: str
+    fast_controller: bool = False
 
     @property
     def obs_dim(self) -> int:

@@ -31,11 +31,15 @@ class Task:
     def name(self) -> str:
         return self.spec.name
 
-    def make_env(self, horizon: int | None = None) -> TaskEnv:
-        """A fresh environment; horizon overrides the spec's episode length (e.g. a shorter evaluation)."""
+    def make_env(self, horizon: int | None = None, fast_controller: bool | None = None) -> TaskEnv:
+        """A fresh environment; horizon overrides the spec's episode length (e.g. a shorter evaluation),
+        fast_controller whether a robosuite task steps through the compiled controller."""
         if horizon is not None and horizon < 1:
             raise BorlError(f"horizon must be at least 1, got {horizon}")
-        return self.env_factory(self.spec if horizon is None else replace(self.spec, horizon=horizon))
+        spec = self.spec if horizon is None else replace(self.spec, horizon=horizon)
+        if fast_controller is not None:
+            spec = replace(spec, fast_controller=fast_controller)
+        return self.env_factory(spec)
 
     def make_expert(self, env: TaskEnv, rng: np.random.Generator, noise: float) -> Expert:
         """The scripted expert acting in env, adding Gaussian noise of std `noise` to its arm actions."""
@@ -67,6 +71,7 @@ def _robosuite_task(
             default_demos=default_demos,
             demo_noise=0.15,
             env_name=env_name,
+            fast_controller=True,
         ),
         env_factory=RobosuiteEnv,
         expert_factory=expert,

@@ -85,6 +85,11 @@ class RobosuiteEnv:
         self._obs_dict: dict[str, np.ndarray] = {}
         self._done = True
         self._frames = FrameRenderer(hidden_groups=(0,))
+        self._fast = None
+        if spec.fast_controller:
+            from borl.envs.fast_osc import FastOSC  # imports robosuite and numba: only when used
+
+            self._fast = FastOSC(self.raw)
 
     def reset(self, seed: int) -> np.ndarray:
         """Start an episode whose initial state and dynamics depend only on seed."""
@@ -105,7 +110,10 @@ class RobosuiteEnv:
         if self._done:
             raise BorlError("step() called on a finished episode; call reset(seed) first")
         action = checked_action(self.spec, action)
-        self.raw.step(action)
+        if self._fast is not None:
+            self._fast.step(action)
+        else:
+            self.raw.step(action)
         # robosuite's step returns observables sampled on a timer that can fire a substep or two early,
         # and after its last substep positions lag the integrated state (no forward pass): together about
         # 1 mm. Recomputing makes each observation (and the success check) a function of the current state,

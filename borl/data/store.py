@@ -27,7 +27,11 @@ def episode_name(lineage: Lineage) -> str:
 
 
 def encode_episode(episode: Episode) -> bytes:
-    """Serialise an episode to npz bytes (also the wire format between collection workers)."""
+    """Serialise an episode to npz bytes (also the wire format between collection workers).
+
+    An image episode is deflate-compressed (npz's zip, level 6): 84x84 renders shrink about
+    COMPRESSION_RATIO times (docs/images.md); a low-dim one is stored as before, uncompressed.
+    """
     arrays = {
         "observations": np.asarray(episode.observations, dtype=np.float32),
         "actions": np.asarray(episode.actions, dtype=np.float32),
@@ -39,7 +43,10 @@ def encode_episode(episode: Episode) -> bytes:
     if episode.states is not None:
         arrays["states"] = np.asarray(episode.states)
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    if episode.images is None:
+        np.savez(buffer, **arrays)
+    else:
+        np.savez_compressed(buffer, images=episode.images, **arrays)
     return buffer.getvalue()
 
 
@@ -55,6 +62,7 @@ def decode_episode(data: bytes | Path) -> Episode:
             success=bool(f["success"]),
             lineage=Lineage(**json.loads(str(f["lineage"]))),
             states=f["states"] if "states" in f.files else None,
+            images=f["images"] if "images" in f.files else None,
         )
 
 

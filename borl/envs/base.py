@@ -7,11 +7,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from borl.data.observations import ObservationSpec
 from borl.errors import BorlError
 
 
 class TaskEnv(Protocol):
-    """A single environment with gymnasium's step convention and flat float32 observations."""
+    """A single environment with gymnasium's step convention and flat float32 observations (an image
+    task's pack its cameras' pictures after the low-dim keys: borl/data/observations.py)."""
 
     def reset(self, seed: int) -> np.ndarray: ...
 
@@ -42,6 +44,8 @@ class TaskSpec:
 
     obs_keys lists (robomimic key, size); flat observations concatenate them in this order.
     default_demos is the D0 size at which the recipe's pi0 succeeds 30-65% of the time.
+    cameras names the cameras whose image_size^2 RGB pictures an image task observes besides obs_keys
+    (robomimic's keys are the camera's name + "_image").
     """
 
     name: str
@@ -52,10 +56,17 @@ class TaskSpec:
     default_demos: int
     demo_noise: float
     env_name: str
+    cameras: tuple[str, ...] = ()
+    image_size: int = 84
 
     @property
     def obs_dim(self) -> int:
+        """The low-dim keys' values (the pictures come on top: `observation`)."""
         return sum(size for _, size in self.obs_keys)
+
+    @property
+    def observation(self) -> ObservationSpec:
+        return ObservationSpec(self.obs_dim, self.cameras, self.image_size)
 
 
 def checked_action(spec: TaskSpec, action: np.ndarray) -> np.ndarray:

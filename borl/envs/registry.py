@@ -92,6 +92,18 @@ _TASKS: tuple[Task, ...] = (
         30,
         SquareExpert,
     ),
+    Task(
+        spec=replace(
+            _robosuite_task("lift", "Lift", "", 10, 3, LiftExpert).spec,
+            name="lift-image",
+            description="robosuite Lift from pictures: agentview and wrist RGB 84x84 + the arm's "
+            "proprioception (Panda, OSC_POSE delta; the expert acts on the simulator's state)",
+            obs_keys=(("robot0_eef_pos", 3), ("robot0_eef_quat", 4), ("robot0_gripper_qpos", 2)),
+            cameras=("agentview", "robot0_eye_in_hand"),
+        ),
+        env_factory=RobosuiteEnv,
+        expert_factory=LiftExpert,
+    ),
     # MimicGen's Stack_D0 is robosuite's Stack unchanged: cubes anywhere in [-0.08, 0.08]^2, any yaw.
     # 10 demos 34% (alone 16%), 15: 56% (52%), 20: 66% (74%)
     _robosuite_task(

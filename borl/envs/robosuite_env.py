@@ -85,6 +85,7 @@ class RobosuiteEnv:
         self._obs_dict: dict[str, np.ndarray] = {}
         self._done = True
         self._frames = FrameRenderer(hidden_groups=(0,))
+        self._cameras = FrameRenderer(hidden_groups=(0,), plain=True) if spec.cameras else None
 
     def reset(self, seed: int) -> np.ndarray:
         """Start an episode whose initial state and dynamics depend only on seed."""
@@ -156,11 +157,22 @@ class RobosuiteEnv:
         self._done = True
         return self._frames.render(self.raw.sim.model._model, self.raw.sim.data._data, "agentview", size)
 
+    def pictures(self) -> list[np.ndarray]:
+        """The current state seen by each of the spec's cameras: (image_size, image_size, 3) uint8 each."""
+        model, data, size = self.raw.sim.model._model, self.raw.sim.data._data, self.spec.image_size
+        return [self._cameras.render(model, data, camera, size) for camera in self.spec.cameras]
+
     def close(self) -> None:
         self._frames.close()
+        if self._cameras is not None:
+            self._cameras.close()
         self.raw.close()
 
     def _flat(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return np.concatenate(
-            [np.asarray(obs[_ROBOSUITE_KEY.get(key, key)], dtype=np.float32) for key, _ in self.spec.obs_keys]
-        )
+        """The low-dim keys, then (an image task) the cameras' pictures: the packed layout of
+        borl/data/observations.py."""
+        keys = (_ROBOSUITE_KEY.get(key, key) for key, _ in self.spec.obs_keys)
+        low = [np.asarray(obs[key], dtype=np.float32) for key in keys]
+        if self._cameras is None:
+            return np.concatenate(low)
+        return np.concatenate([*low, *(p.reshape(-1).astype(np.float32) for p in self.pictures())])

@@ -244,7 +244,7 @@ QUICK: dict[str, Any] = {
     # One thread: tiny networks gain nothing from a second, and lose 10x to contention on busy cores.
     "train": {"policy_steps": 60, "critic_steps": 60, "batch_size": 64, "threads": 1},
     "extraction": {"candidates": 4},
-    # Image tasks: 0.6% of ResNet-18's arithmetic, so that a quick image run trains on a CPU.
+    # Image tasks: 2.6% of ResNet-18's arithmetic, so that a quick image run trains on a CPU.
     "encoder": {"widths": (16, 32), "blocks": 1, "keypoints": 16, "features": 32},
 }
 

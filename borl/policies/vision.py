@@ -32,8 +32,8 @@ from borl.settings import setting
 class EncoderConfig:
     """Image encoder settings (used on image tasks only); the defaults are ResNet-18, for a GPU.
 
-    `--quick` and the CPU tests use widths [16, 32] with one block per stage: 0.6% of ResNet-18's
-    arithmetic (docs/images.md).
+    `--quick` and the CPU tests use widths [16, 32] with one block per stage, 16 keypoints and 32
+    features: 26 MFLOP per two-camera observation against ResNet-18's 989 (docs/images.md).
     """
 
     widths: tuple[int, ...] = setting(

@@ -50,6 +50,10 @@ def default_env_args(spec: TaskSpec) -> dict[str, Any]:
     kwargs = robosuite_env_kwargs(spec)
     kwargs["robots"] = [kwargs["robots"]]
     kwargs["reward_shaping"] = False
+    if spec.cameras:  # how robomimic rebuilds an image task's observations
+        size = spec.image_size
+        cameras = {"camera_names": list(spec.cameras), "camera_heights": size, "camera_widths": size}
+        kwargs.update(has_offscreen_renderer=True, use_camera_obs=True, **cameras)
     return {"env_name": spec.env_name, "type": 1, "env_version": version("robosuite"), "env_kwargs": kwargs}
 
 

@@ -171,8 +171,9 @@ class RobosuiteEnv:
     def _flat(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The low-dim keys, then (an image task) the cameras' pictures: the packed layout of
         borl/data/observations.py."""
-        keys = (_ROBOSUITE_KEY.get(key, key) for key, _ in self.spec.obs_keys)
-        low = [np.asarray(obs[key], dtype=np.float32) for key in keys]
+        flat = np.concatenate(
+            [np.asarray(obs[_ROBOSUITE_KEY.get(key, key)], dtype=np.float32) for key, _ in self.spec.obs_keys]
+        )
         if self._cameras is None:
-            return np.concatenate(low)
-        return np.concatenate([*low, *(p.reshape(-1).astype(np.float32) for p in self.pictures())])
+            return flat
+        return np.concatenate([flat, *(p.reshape(-1).astype(np.float32) for p in self.pictures())])

@@ -44,8 +44,6 @@ class TaskSpec:
 
     obs_keys lists (robomimic key, size); flat observations concatenate them in this order.
     default_demos is the D0 size at which the recipe's pi0 succeeds 30-65% of the time.
-    cameras names the cameras whose image_size^2 RGB pictures an image task observes besides obs_keys
-    (robomimic's keys are the camera's name + "_image").
     """
 
     name: str
@@ -56,13 +54,16 @@ class TaskSpec:
     default_demos: int
     demo_noise: float
     env_name: str
-    cameras: tuple[str, ...] = ()
-    image_size: int = 84
 
     @property
     def obs_dim(self) -> int:
         """The low-dim keys' values (the pictures come on top: `observation`)."""
         return sum(size for _, size in self.obs_keys)
+
+    # An image task's cameras, whose image_size^2 RGB pictures it observes besides obs_keys (robomimic's
+    # keys are the camera's name + "_image").
+    cameras: tuple[str, ...] = ()
+    image_size: int = 84
 
     @property
     def observation(self) -> ObservationSpec:

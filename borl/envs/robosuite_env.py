@@ -81,11 +81,11 @@ class RobosuiteEnv:
         self.spec = spec
         self.env_kwargs = robosuite_env_kwargs(spec)
         self.raw = robosuite.make(spec.env_name, seed=_CONSTRUCTION_SEED, **self.env_kwargs)
+        self._cameras = FrameRenderer(hidden_groups=(0,), plain=True) if spec.cameras else None
         self.episode_steps = 0
         self._obs_dict: dict[str, np.ndarray] = {}
         self._done = True
         self._frames = FrameRenderer(hidden_groups=(0,))
-        self._cameras = FrameRenderer(hidden_groups=(0,), plain=True) if spec.cameras else None
 
     def reset(self, seed: int) -> np.ndarray:
         """Start an episode whose initial state and dynamics depend only on seed."""

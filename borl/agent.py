@@ -9,20 +9,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from borl.config import ExtractionConfig, RunConfig, merge
 from borl.critics import CRITICS
 from borl.data.normalization import Normalizer
+from borl.data.observations import ObservationSpec, centre_crop, channels_first, network_rows
 from borl.errors import BorlError
 from borl.extraction.implicit import best_of_n, choose_index, selection_stats
 from borl.files import atomic_path
 from borl.policies import POLICIES, Policy
+from borl.policies.vision import ObservationEncoder
 
 
-def make_policy(config: RunConfig, obs_dim: int, act_dim: int, device: str = "cpu") -> Policy:
-    """A fresh policy of the class `config.policy_class`, with that class's settings."""
+def make_policy(
+    config: RunConfig, obs_dim: int, act_dim: int, device: str = "cpu", encoder: nn.Module | None = None
+) -> Policy:
+    """A fresh policy of the class `config.policy_class`, with that class's settings (and, on an image
+    task, the image encoder in front of its network)."""
     kind = POLICIES[config.policy_class]
-    return kind(obs_dim, act_dim, getattr(config, kind.settings_key), device=device)
+    images = {} if encoder is None else {"encoder": encoder}
+    return kind(obs_dim, act_dim, getattr(config, kind.settings_key), device=device, **images)
 
 
 class Agent:
@@ -35,15 +42,43 @@ class Agent:
         act_dim: int,
         normalizer: Normalizer,
         device: str = "cpu",
+        observation: ObservationSpec | None = None,
     ) -> None:
+        """obs_dim counts the low-dim values (the normaliser's); `observation` adds an image task's
+        cameras, and then the policy and the critic each get their own image encoder (docs/images.md
+        says why not one shared)."""
         self.config = config
         self.obs_dim = obs_dim
         self.act_dim = act_dim
         self.normalizer = normalizer
         self.device = torch.device(device)
-        self.policy = make_policy(config, obs_dim, act_dim, device=device)
+        self.observation = observation or ObservationSpec(obs_dim)
+        if self.observation.low_dim != obs_dim:
+            raise BorlError(f"observation spec has {self.observation.low_dim} low-dim values, not {obs_dim}")
+        images = self.observation.has_images
+        network_dim = self.observation.network_dim(config.encoder.crop)
         critic = CRITICS[config.critic.kind]
-        self.critic = critic(obs_dim, act_dim, config.critic, device=device) if config.uses_critic else None
+        if images and config.uses_critic and critic.samples_needed(config.critic) > 0:
+            kind = config.critic.kind
+            raise BorlError(f"critic.kind={kind} with policy samples is not built for image tasks")
+        self.policy = make_policy(config, network_dim, act_dim, device, self._encoder() if images else None)
+        self.critic = None
+        if config.uses_critic:
+            extra = {"encoder": self._encoder()} if images else {}
+            self.critic = critic(network_dim, act_dim, config.critic, device=device, **extra)
+
+    def _encoder(self) -> nn.Module:
+        return ObservationEncoder(self.observation, self.config.encoder).to(self.device)
+
+    def observation_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        """Packed observations (B, packed_dim), as environments return them -> the networks' rows:
+        low-dim values normalised, pictures centre-cropped (borl/data/observations.py)."""
+        if not self.observation.has_images:
+            return torch.as_tensor(self.normalizer.normalize_obs(obs), device=self.device)
+        low, images = self.observation.split(obs)
+        low_t = torch.as_tensor(self.normalizer.normalize_obs(low), device=self.device)
+        pictures = centre_crop(channels_first(images), self.config.encoder.crop).to(self.device)
+        return network_rows(low_t, pictures)
 
     @property
     def extraction(self) -> ExtractionConfig:
@@ -58,7 +93,7 @@ class Agent:
         policy without extraction, for comparison).
         """
         implicit = extract and self.extraction.at_rollout
-        obs_t = torch.as_tensor(self.normalizer.normalize_obs(obs), device=self.device)
+        obs_t = self.observation_tensor(obs)
         candidates = self.policy.sample(obs_t, self._noise(generators, implicit))
         if implicit:
             x = self.extraction
@@ -86,9 +121,7 @@ class Agent:
         """`count` policy samples per observation, in the environment's units: (B, count, act_dim)."""
         out = []
         for start in range(0, len(obs), chunk):
-            obs_t = torch.as_tensor(
-                self.normalizer.normalize_obs(obs[start : start + chunk]), device=self.device
-            )
+            obs_t = self.observation_tensor(obs[start : start + chunk])
             noise = torch.randn((len(obs_t), *self.policy.noise_shape(count)), generator=generator)
             sampled = self.policy.sample(obs_t, noise.to(self.device)).cpu().numpy()
             out.append(self.normalizer.denormalize_actions(sampled))
@@ -98,7 +131,7 @@ class Agent:
         """How implicit extraction uses the critic on these observations (seeded): see
         borl.extraction.implicit.selection_stats."""
         generator = torch.Generator().manual_seed(seed)
-        obs_t = torch.as_tensor(self.normalizer.normalize_obs(obs), device=self.device)
+        obs_t = self.observation_tensor(obs)
         candidates = self.policy.sample(obs_t, self._noise([generator] * len(obs), implicit=True))
         x = self.extraction
         uniforms = torch.rand(len(obs), generator=generator).to(self.device)
@@ -123,6 +156,7 @@ class Agent:
             "act_dim": self.act_dim,
             "task": self.config.task,
             "normalizer": self.normalizer.state_dict(),
+            "observation": self.observation.to_dict(),
         }
         (tmp / "agent.json").write_text(json.dumps(meta))
         (tmp / "config.json").write_text(json.dumps(asdict(self.config)))
@@ -154,6 +188,7 @@ class Agent:
             meta["act_dim"],
             Normalizer.from_state_dict(meta["normalizer"]),
             device=device,
+            observation=ObservationSpec.from_dict(meta.get("observation", {"low_dim": meta["obs_dim"]})),
         )
         agent.policy.load_state_dict(state["policy"])
         if agent.critic is not None:

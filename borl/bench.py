@@ -20,6 +20,7 @@ from borl.agent import Agent
 from borl.config import RunConfig, merge
 from borl.data.episode import Episode, Lineage
 from borl.data.normalization import Normalizer
+from borl.data.observations import ObservationSpec
 from borl.data.replay import TransitionDataset
 from borl.eager_reference import EagerReference
 from borl.policies.networks import linear, matmul_flops_per_row
@@ -66,14 +67,16 @@ def roofline(threads: int, size: int | None = None, device: str = "cpu") -> floa
     return 2 * size**3 / seconds / 1e9
 
 
-def synthetic_agent(config: RunConfig, obs_dim: int, act_dim: int) -> Agent:
+def synthetic_agent(
+    config: RunConfig, obs_dim: int, act_dim: int, observation: ObservationSpec | None = None
+) -> Agent:
     normalizer = Normalizer(
         np.zeros(obs_dim, np.float32),
         np.ones(obs_dim, np.float32),
         -np.ones(act_dim, np.float32),
         np.ones(act_dim, np.float32),
     )
-    return Agent(config, obs_dim, act_dim, normalizer, device=config.device)
+    return Agent(config, obs_dim, act_dim, normalizer, device=config.device, observation=observation)
 
 
 def synthetic_episodes(transitions: int, obs_dim: int, act_dim: int, length: int = 400) -> Iterator[Episode]:
@@ -367,8 +370,15 @@ def bench_serve(
 
     spec = get_task(config.task).spec
     checkpoint = directory / "iter_000"
-    synthetic_agent(config, spec.obs_dim, spec.act_dim).save(checkpoint)
-    obs = np.random.default_rng(0).standard_normal(spec.obs_dim).astype(np.float32)
+    synthetic_agent(config, spec.obs_dim, spec.act_dim, spec.observation).save(checkpoint)
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal(spec.obs_dim).astype(np.float32)
+    if spec.cameras:  # an image task's robot sends a map with its uint8 pictures (docs/robot.md)
+        pictures = rng.integers(0, 256, (len(spec.cameras), spec.image_size, spec.image_size, 3), np.uint8)
+        from borl.robot.base import RobotSpec
+
+        robot = RobotSpec.of_task(spec, spec.name, spec.act_dim, 20.0, spec.horizon)
+        obs = robot.split(spec.observation.pack(obs[None], pictures[None])[0])
     result: dict = {
         "candidates": config.extraction.candidates,
         "server_threads": threads,

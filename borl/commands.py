@@ -38,7 +38,7 @@ def tasks(args: argparse.Namespace) -> int:
         s = task.spec
         table.add_row(
             s.name,
-            str(s.obs_dim),
+            str(s.obs_dim) + (f" + {len(s.cameras)} RGB {s.image_size}x{s.image_size}" if s.cameras else ""),
             str(s.act_dim),
             str(s.horizon),
             str(s.default_demos),

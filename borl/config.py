@@ -17,6 +17,7 @@ from borl.extraction import EXTRACTIONS, Extraction
 from borl.files import write_atomic
 from borl.logger import check_outputs
 from borl.policies import POLICIES, DiffusionConfig, GaussianConfig
+from borl.policies.vision import EncoderConfig
 from borl.settings import check_limits, keys, nest, setting, union_members
 
 
@@ -185,6 +186,7 @@ class RunConfig:
     critic: IQLConfig = setting(factory=IQLConfig, help="the critic")
     train: TrainConfig = setting(factory=TrainConfig, help="training")
     extraction: ExtractionConfig = setting(factory=ExtractionConfig, help="extraction")
+    encoder: EncoderConfig = setting(factory=EncoderConfig, help="the image encoder (image tasks only)")
 
     @property
     def algorithm_class(self) -> AlgorithmClass:
@@ -242,6 +244,8 @@ QUICK: dict[str, Any] = {
     # One thread: tiny networks gain nothing from a second, and lose 10x to contention on busy cores.
     "train": {"policy_steps": 60, "critic_steps": 60, "batch_size": 64, "threads": 1},
     "extraction": {"candidates": 4},
+    # Image tasks: 2.6% of ResNet-18's arithmetic, so that a quick image run trains on a CPU.
+    "encoder": {"widths": (16, 32), "blocks": 1, "keypoints": 16, "features": 32},
 }
 
 

@@ -166,6 +166,7 @@ class Run(RunDirectory):
             logger=logger,
             proposer=proposer,
             curves=curves,
+            observation=self.task.spec.observation,
         )
         # Curves first: a kill between the two retrains (the checkpoint marks training as done).
         self.write_curves(iteration, curves)
@@ -180,11 +181,15 @@ class Run(RunDirectory):
         spread of the candidates' Q (empty values when the agent does not extract)."""
         if not self.config.extraction.extracts_at(iteration) or not evals:
             return {"moved_from_first": "", "q_margin": "", "q_spread": ""}
-        states = np.concatenate([e.observations[:-1] for e in evals])
+        starts = np.cumsum([0, *(len(e) for e in evals)])
         seed = episode_seed(self.config.seed, "selection", iteration, 0)
-        picks = np.random.default_rng(seed).permutation(len(states))[:SELECTION_STATES]
+        picks = np.sort(np.random.default_rng(seed).permutation(starts[-1])[:SELECTION_STATES])
+        which = np.searchsorted(starts, picks, "right") - 1
+        rows = [(evals[k], t - starts[k]) for k, t in zip(which, picks, strict=True)]
         agent = Agent.load(self.checkpoint(iteration), self.config, self.config.device)
-        stats = agent.selection_stats(states[np.sort(picks)], seed)
+        low = np.stack([e.observations[t] for e, t in rows])
+        images = np.stack([e.images[t] for e, t in rows]) if agent.observation.has_images else None
+        stats = agent.selection_stats(agent.observation.pack(low, images), seed)
         return {key: round(value, 5) for key, value in stats.items()}
 
     def _run_batches(

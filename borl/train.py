@@ -25,6 +25,7 @@ from borl.agent import Agent
 from borl.config import RunConfig
 from borl.data.episode import Episode
 from borl.data.normalization import Normalizer
+from borl.data.observations import ObservationSpec
 from borl.data.replay import TransitionDataset
 from borl.errors import BorlError
 from borl.logger import Logger
@@ -153,6 +154,7 @@ def train_agent(
     logger: Logger | None = None,
     proposer: Agent | None = None,
     curves: list[dict] | None = None,
+    observation: ObservationSpec | None = None,
 ) -> tuple[Agent, dict[str, float]]:
     """A new agent trained from scratch on `episodes`; returns it and the final losses and timing.
 
@@ -166,12 +168,14 @@ def train_agent(
     `curves`, when given, receives every 200th step's losses of each phase (the training curves).
     A critic that reads policy samples (critic.policy_samples, e.g. calql) gets them from `proposer`,
     the agent that collected the data, drawn once for every transition before training; without a
-    proposer (iteration 0) it trains without them.
+    proposer (iteration 0) it trains without them. `observation` is an image task's (its cameras).
     """
     torch.manual_seed(seed)
     normalizer = Normalizer.fit_episodes(episodes) if frozen is None else frozen.normalizer
-    agent = Agent(config, obs_dim, act_dim, normalizer, device=config.device)
-    data = TransitionDataset(episodes, normalizer, device=config.device, discount=config.critic.discount)
+    agent = Agent(config, obs_dim, act_dim, normalizer, device=config.device, observation=observation)
+    data = TransitionDataset(
+        episodes, normalizer, config.device, config.critic.discount, crop=config.encoder.crop
+    )
     steps = config.train
     rows = steps.batch_size
 

@@ -5,12 +5,12 @@
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Videos render offscreen through OSMesa (software OpenGL, Debian's libosmesa6), installed when missing.
+# Videos and image tasks (lift-image) render offscreen through OSMesa (software OpenGL, Debian's libosmesa6), installed when missing.
 if ! ldconfig -p | grep -q libOSMesa; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && apt-get install -y -qq libosmesa6) >/dev/null
   else
-    echo "note: videos need OSMesa (sudo apt-get install libosmesa6), or MUJOCO_GL=egl on a GPU" >&2
+    echo "note: videos and image tasks need OSMesa (sudo apt-get install libosmesa6), or MUJOCO_GL=egl on a GPU" >&2
   fi
 fi
 python3 -m venv .venv

@@ -9,15 +9,16 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class DistanceCritic:
-    """Q(s, a) = -|a - s|^2 (obs and actions of the same size); counts the rows it scores."""
+    """Q(s, a) = -|a - s|^2 (obs and actions of the same size) for n actions per state (B, n, dim);
+    counts the rows it scores."""
 
     def __init__(self) -> None:
         self.calls: list[int] = []
 
     def q(self, obs: torch.Tensor, actions: torch.Tensor, use_target: bool = True) -> torch.Tensor:
         assert use_target
-        self.calls.append(obs.shape[0])
-        return -(actions - obs).square().sum(dim=-1)
+        self.calls.append(actions.shape[:-1].numel())
+        return -(actions - obs[:, None]).square().sum(dim=-1)
 
 
 def test_argmax_picks_the_highest_q_candidate_in_one_critic_call():

@@ -46,7 +46,8 @@ def _rollout(env, seed: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def test_registry_lists_the_tasks() -> None:
-    assert [t.spec.name for t in list_tasks()] == ["lift", "can", "square", "stack", "threading", "pen"]
+    names = ["lift", "lift-image", "can", "square", "stack", "threading", "pen"]
+    assert [t.spec.name for t in list_tasks()] == names
     for name, (env_name, object_size, _, _) in TASKS.items():
         s = get_task(name).spec
         assert s.obs_keys == (

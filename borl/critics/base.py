@@ -17,6 +17,9 @@ class Critic(Protocol):
     update reads the batch keys obs, actions, rewards, next_obs, terminals and returns (see
     borl.data.replay.TransitionDataset), plus policy_actions (batch, K, act_dim) when
     `policy_samples` > 0: K actions per state drawn from the policy that collected the data.
+    q and q_members also take actions (B, n, act_dim), n per observation, and answer (B, n) and
+    (members, B, n): best-of-N scores its candidates so, each observation encoded once. On an image
+    task the class is built with `encoder=` (borl/policies/vision.py), which it trains in front of Q and V.
     """
 
     obs_dim: int

@@ -28,12 +28,14 @@ class CalQLCritic(IQLCritic):
     def samples_needed(cls, config: IQLConfig) -> int:
         return config.policy_samples if config.conservative > 0 else 0
 
-    def extra_loss(self, batch: dict[str, torch.Tensor], qs: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def extra_loss(
+        self, batch: dict[str, torch.Tensor], qs: torch.Tensor, obs: torch.Tensor
+    ) -> tuple[torch.Tensor, dict]:
         if "policy_actions" not in batch:
-            return super().extra_loss(batch, qs)
+            return super().extra_loss(batch, qs, obs)
         sampled = batch["policy_actions"]  # (B, K, act_dim)
         rows, k = sampled.shape[:2]
-        obs = batch["obs"].unsqueeze(1).expand(rows, k, -1)
+        obs = obs.unsqueeze(1).expand(rows, k, -1)
         q_sampled = self.q_values(self.q_net(torch.cat([obs, sampled], dim=-1).reshape(rows * k, -1)))
         q_sampled = q_sampled.reshape(-1, rows, k)
         calibrated = torch.maximum(q_sampled, batch["returns"].view(1, rows, 1))

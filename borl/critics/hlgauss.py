@@ -18,9 +18,16 @@ from borl.errors import BorlError
 
 
 class HLGaussCritic(IQLCritic):
-    def __init__(self, obs_dim: int, act_dim: int, config: IQLConfig, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: IQLConfig,
+        device: str = "cpu",
+        encoder: torch.nn.Module | None = None,
+    ) -> None:
         self.check_config(config)
-        super().__init__(obs_dim, act_dim, config, device)
+        super().__init__(obs_dim, act_dim, config, device, encoder)
         low, high = config.q_clip
         self.edges = torch.linspace(low, high, config.bins + 1, device=device)
         self.centres = (self.edges[:-1] + self.edges[1:]) / 2

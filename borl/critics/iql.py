@@ -11,6 +11,7 @@ import copy
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from borl.policies.networks import MLP, EnsembleMLP, matmul_flops_per_row, training_flops_per_row
 from borl.settings import setting
@@ -61,20 +62,32 @@ class IQLConfig:
 class IQLCritic:
     """Q ensemble (one fused module), its Polyak-averaged target, V network and one Adam for both."""
 
-    def __init__(self, obs_dim: int, act_dim: int, config: IQLConfig, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: IQLConfig,
+        device: str = "cpu",
+        encoder: nn.Module | None = None,
+    ) -> None:
         self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
         self.policy_samples = self.samples_needed(config)
+        # An image task's encoder (borl/policies/vision.py), shared by the Q ensemble and V and trained
+        # by both losses; the target Q networks read its features too.
+        self.encoder = None if encoder is None else encoder.to(device)
+        features = obs_dim if encoder is None else encoder.out_dim
         hidden = (config.hidden,) * config.layers
         self.q_net = EnsembleMLP(
             config.num_critics,
-            obs_dim + act_dim,
+            features + act_dim,
             hidden,
             self.q_outputs(config),
             layer_norm=config.layer_norm,
         ).to(device)
         self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
-        self.v_net = MLP(obs_dim, hidden, 1, layer_norm=config.layer_norm).to(device)
+        self.v_net = MLP(features, hidden, 1, layer_norm=config.layer_norm).to(device)
         params = [*self.q_net.parameters(), *self.v_net.parameters()]
+        params += [] if self.encoder is None else list(self.encoder.parameters())
         self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
         self._q_params = list(self.q_net.parameters())
         self._target_params = list(self.target_q_net.parameters())
@@ -86,21 +99,22 @@ class IQLCritic:
         share one backward pass and one optimizer step. Infos are detached 0-d tensors.
         """
         cfg = self.config
-        obs_act = torch.cat([batch["obs"], batch["actions"]], dim=-1)
+        obs = self.features(batch["obs"])
+        obs_act = torch.cat([obs, batch["actions"]], dim=-1)
         with torch.no_grad():
             target_q = self.q_values(self.target_q_net(obs_act)).min(dim=0).values
-            next_v = self.v_net(batch["next_obs"]).squeeze(-1)
+            next_v = self.v_net(self.features(batch["next_obs"])).squeeze(-1)
             td_target = batch["rewards"] + cfg.discount * (1.0 - batch["terminals"]) * next_v
             if cfg.mc_lower_bound:
                 td_target = torch.maximum(td_target, batch["returns"])
             if cfg.q_clip is not None:
                 td_target = td_target.clamp(*cfg.q_clip)
 
-        v = self.v_net(batch["obs"]).squeeze(-1)
+        v = self.v_net(obs).squeeze(-1)
         diff = target_q - v
         v_loss = (torch.where(diff > 0, cfg.expectile, 1 - cfg.expectile) * diff.square()).mean()
         q_loss, qs = self.q_loss(self.q_net(obs_act), td_target)
-        extra, extra_info = self.extra_loss(batch, qs)
+        extra, extra_info = self.extra_loss(batch, qs, obs)
 
         self.optimizer.zero_grad(set_to_none=True)
         (v_loss + q_loss + extra).backward()
@@ -139,27 +153,46 @@ class IQLCritic:
         qs = self.q_values(outputs)
         return (qs - target).square().mean(), qs
 
-    def extra_loss(self, batch: dict[str, torch.Tensor], qs: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """A further loss on the Q ensemble's dataset values qs (members, batch) and its infos: none
-        for IQL; the hook a variant objective fills (borl/critics/calql.py)."""
+    def extra_loss(
+        self, batch: dict[str, torch.Tensor], qs: torch.Tensor, obs: torch.Tensor
+    ) -> tuple[torch.Tensor, dict]:
+        """A further loss on the Q ensemble's dataset values qs (members, batch) and its infos, given
+        the observations as the Q networks read them (`features`): none for IQL; the hook a variant
+        objective fills (borl/critics/calql.py)."""
         return qs.new_zeros(()), {}
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the Q and V networks read of obs (B, obs_dim): obs itself, or the encoder's features."""
+        return obs if self.encoder is None else self.encoder(obs)
+
+    def _obs_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The Q networks' input rows; actions (B, act_dim), or (B, n, act_dim) for n per observation
+        (the observation is encoded once, not n times)."""
+        features = self.features(obs)
+        if actions.dim() == 3:
+            features = features.repeat_interleave(actions.shape[1], dim=0)
+            actions = actions.reshape(-1, actions.shape[-1])
+        return torch.cat([features, actions], dim=-1)
 
     @torch.no_grad()
     def q(self, obs: torch.Tensor, actions: torch.Tensor, use_target: bool = True) -> torch.Tensor:
-        """Min over the ensemble of Q(obs, actions): (B, obs_dim), (B, act_dim) -> (B,)."""
+        """Min over the ensemble of Q(obs, actions): (B, obs_dim), (B, act_dim) -> (B,), or actions
+        (B, n, act_dim) -> (B, n)."""
         net = self.target_q_net if use_target else self.q_net
-        return self.q_values(net(torch.cat([obs, actions], dim=-1))).min(dim=0).values
+        q = self.q_values(net(self._obs_actions(obs, actions))).min(dim=0).values
+        return q.reshape(actions.shape[:-1])
 
     @torch.no_grad()
     def q_members(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Every target Q network's value: (B, obs_dim), (B, act_dim) -> (num_critics, B); their spread
-        is the ensemble's uncertainty."""
-        return self.q_values(self.target_q_net(torch.cat([obs, actions], dim=-1)))
+        """Every target Q network's value: (B, obs_dim), (B, act_dim) -> (num_critics, B), or actions
+        (B, n, act_dim) -> (num_critics, B, n); their spread is the ensemble's uncertainty."""
+        members = self.q_values(self.target_q_net(self._obs_actions(obs, actions)))
+        return members.reshape(-1, *actions.shape[:-1])
 
     @torch.no_grad()
     def v(self, obs: torch.Tensor) -> torch.Tensor:
         """V(obs): (B, obs_dim) -> (B,)."""
-        return self.v_net(obs).squeeze(-1)
+        return self.v_net(self.features(obs)).squeeze(-1)
 
     @torch.no_grad()
     def advantage(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -175,17 +208,25 @@ class IQLCritic:
         forward and backward (their inputs are data)."""
         forward = self.q_flops_per_row() + matmul_flops_per_row(self.v_net)
         trained = sum(training_flops_per_row(net, input_is_data=True) for net in (self.q_net, self.v_net))
+        if self.encoder is not None:  # obs forward and backward, next_obs forward
+            trained += training_flops_per_row(self.encoder, input_is_data=True)
+            forward += matmul_flops_per_row(self.encoder)
         return forward + trained
 
     def state_dict(self) -> dict:
-        return {
+        state = {
             "q_net": self.q_net.state_dict(),
             "target_q_net": self.target_q_net.state_dict(),
             "v_net": self.v_net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
         }
+        if self.encoder is not None:
+            state["encoder"] = self.encoder.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
+        if self.encoder is not None:
+            self.encoder.load_state_dict(state["encoder"])
         self.q_net.load_state_dict(state["q_net"])
         self.target_q_net.load_state_dict(state["target_q_net"])
         self.v_net.load_state_dict(state["v_net"])
@@ -193,8 +234,9 @@ class IQLCritic:
 
     def to(self, device: str | torch.device) -> IQLCritic:
         """Moves networks and optimizer state to `device`; returns self."""
-        for net in (self.q_net, self.target_q_net, self.v_net):
-            net.to(device)
+        for net in (self.q_net, self.target_q_net, self.v_net, self.encoder):
+            if net is not None:
+                net.to(device)
         # Reloading the optimizer's own state casts it onto the parameters' new device.
         self.optimizer.load_state_dict(self.optimizer.state_dict())
         return self

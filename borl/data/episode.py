@@ -41,6 +41,8 @@ class Episode:
     terminated is True when the last transition ended in a terminal state (success with
     terminate-on-success): the critic must not bootstrap past it. A time-out is not terminal.
     states optionally holds the simulator's flattened state before each action (robomimic's "states").
+    images holds an image task's pictures, (T+1, cameras, H, W, 3) uint8, row for row with observations
+    (which then hold the low-dim keys only: borl/data/observations.py).
     """
 
     observations: np.ndarray
@@ -50,6 +52,7 @@ class Episode:
     success: bool
     lineage: Lineage
     states: np.ndarray | None = field(default=None, repr=False)
+    images: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         t = len(self.actions)
@@ -58,6 +61,9 @@ class Episode:
                 f"episode shapes disagree: {self.observations.shape[0]} observations, "
                 f"{t} actions, {self.rewards.shape[0]} rewards (need T+1, T, T)"
             )
+        if self.images is not None and (self.images.shape[0] != t + 1 or self.images.dtype != np.uint8):
+            shape = self.images.shape
+            raise ValueError(f"episode images must be (T+1={t + 1}, C, H, W, 3) uint8, got {shape}")
 
     def __len__(self) -> int:
         return len(self.actions)

@@ -9,6 +9,7 @@ import torch
 
 from borl.data.episode import Episode
 from borl.data.normalization import Normalizer
+from borl.data.observations import channels_first, network_rows, random_crop
 
 
 class TransitionDataset:
@@ -22,6 +23,11 @@ class TransitionDataset:
     returns holds each transition's discounted return-to-go within its episode (every stored episode
     is complete): the true value of the behaviour that followed, and with rewards >= 0 a lower bound
     on the optimal Q even where a time-out cut the episode short.
+
+    Image episodes' pictures are kept as one uint8 tensor (rows, cameras, 3, H, W), decoded once when
+    the dataset is built; a batch gathers its rows, crops each picture at a random offset (`crop`,
+    from the phase's generator, so training stays reproducible) and returns obs and next_obs in the
+    network layout of borl/data/observations.py.
     """
 
     def __init__(
@@ -30,6 +36,7 @@ class TransitionDataset:
         normalizer: Normalizer,
         device: str = "cpu",
         discount: float = 0.99,
+        crop: int = 76,
     ) -> None:
         if not episodes:
             raise ValueError("no episodes to train on")
@@ -46,6 +53,10 @@ class TransitionDataset:
         self.size = len(actions)
         self.device = torch.device(device)
         self.observations = torch.from_numpy(observations).to(self.device)
+        self.crop = crop
+        self.images = None
+        if episodes[0].images is not None:
+            self.images = channels_first(np.concatenate([e.images for e in episodes])).to(self.device)
         self.obs_rows = torch.from_numpy(obs_rows).to(self.device)
         self.tensors = {
             "actions": torch.from_numpy(np.clip(normalizer.normalize_actions(actions), -1, 1)),
@@ -58,6 +69,7 @@ class TransitionDataset:
     def nbytes(self) -> int:
         """Bytes held by the dataset's tensors."""
         tensors = [self.observations, self.obs_rows, *self.tensors.values()]
+        tensors += [] if self.images is None else [self.images]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def subset(self, episode_mask: np.ndarray) -> torch.Tensor:
@@ -74,8 +86,12 @@ class TransitionDataset:
             picks = indices[picks]
         rows = self.obs_rows.index_select(0, picks)
         batch = {k: v.index_select(0, picks) for k, v in self.tensors.items()}
-        batch["obs"] = self.observations.index_select(0, rows)
-        batch["next_obs"] = self.observations.index_select(0, rows + 1)
+        for key, index in (("obs", rows), ("next_obs", rows + 1)):
+            low = self.observations.index_select(0, index)
+            pictures = None
+            if self.images is not None:
+                pictures = random_crop(self.images.index_select(0, index), self.crop, generator)
+            batch[key] = network_rows(low, pictures)
         return batch
 
 

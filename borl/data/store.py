@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +27,24 @@ def episode_name(lineage: Lineage) -> str:
     return f"iter_{lineage.iteration:03d}/{lineage.source}_{lineage.index:05d}{_SUFFIX}"
 
 
+def encode_images(images: np.ndarray) -> np.ndarray:
+    """(T+1, cameras, H, W, 3) uint8 pictures as compressed bytes: each frame's difference from the one
+    before (mod 256), deflated at level 1. On lift-image's 84x84 renders that is 4.1x smaller at 1.5 ms
+    a step, against 2.7x at 10 ms for the pictures themselves at npz's level 6 (docs/images.md)."""
+    deltas = images.copy()
+    deltas[1:] -= images[:-1]
+    return np.frombuffer(zlib.compress(deltas.tobytes(), 1), dtype=np.uint8)
+
+
+def decode_images(data: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Inverse of `encode_images`."""
+    deltas = np.frombuffer(zlib.decompress(data.tobytes()), dtype=np.uint8).reshape(tuple(shape))
+    return np.cumsum(deltas, axis=0, dtype=np.uint8)
+
+
 def encode_episode(episode: Episode) -> bytes:
-    """Serialise an episode to npz bytes (also the wire format between collection workers)."""
+    """Serialise an episode to npz bytes (also the wire format between collection workers); an image
+    episode's pictures are compressed by `encode_images`."""
     arrays = {
         "observations": np.asarray(episode.observations, dtype=np.float32),
         "actions": np.asarray(episode.actions, dtype=np.float32),
@@ -38,6 +55,9 @@ def encode_episode(episode: Episode) -> bytes:
     }
     if episode.states is not None:
         arrays["states"] = np.asarray(episode.states)
+    if episode.images is not None:
+        arrays["images"] = encode_images(episode.images)
+        arrays["images_shape"] = np.asarray(episode.images.shape)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
@@ -55,6 +75,7 @@ def decode_episode(data: bytes | Path) -> Episode:
             success=bool(f["success"]),
             lineage=Lineage(**json.loads(str(f["lineage"]))),
             states=f["states"] if "states" in f.files else None,
+            images=decode_images(f["images"], f["images_shape"]) if "images" in f.files else None,
         )
 
 

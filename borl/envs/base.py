@@ -7,11 +7,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from borl.data.observations import ObservationSpec
 from borl.errors import BorlError
 
 
 class TaskEnv(Protocol):
-    """A single environment with gymnasium's step convention and flat float32 observations."""
+    """A single environment with gymnasium's step convention and flat float32 observations (an image
+    task's pack its cameras' pictures after the low-dim keys: borl/data/observations.py)."""
 
     def reset(self, seed: int) -> np.ndarray: ...
 
@@ -58,7 +60,17 @@ class TaskSpec:
 
     @property
     def obs_dim(self) -> int:
+        """The low-dim keys' values (the pictures come on top: `observation`)."""
         return sum(size for _, size in self.obs_keys)
+
+    # An image task's cameras, whose image_size^2 RGB pictures it observes besides obs_keys (robomimic's
+    # keys are the camera's name + "_image").
+    cameras: tuple[str, ...] = ()
+    image_size: int = 84
+
+    @property
+    def observation(self) -> ObservationSpec:
+        return ObservationSpec(self.obs_dim, self.cameras, self.image_size)
 
 
 def checked_action(spec: TaskSpec, action: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from borl.data.episode import Episode, Lineage
+from borl.data.observations import ObservationSpec
 from borl.envs.base import TaskEnv
 from borl.envs.registry import Task
 
@@ -23,11 +24,16 @@ def expert_rng(episode_seed: int) -> np.random.Generator:
 
 
 def record_episode(
-    env: TaskEnv, act: Callable[[np.ndarray], np.ndarray], seed: int, lineage: Lineage
+    env: TaskEnv,
+    act: Callable[[np.ndarray], np.ndarray],
+    seed: int,
+    lineage: Lineage,
+    observation: ObservationSpec | None = None,
 ) -> Episode:
     """Reset env with seed and run act until the episode terminates or is truncated.
 
-    Records the simulator state before each action (robomimic's "states").
+    Records the simulator state before each action (robomimic's "states"); with an `observation`
+    spec that has cameras, the packed observations are stored as low-dim rows and uint8 pictures.
     """
     obs = env.reset(seed)
     observations, actions, rewards, states = [obs], [], [], []
@@ -42,8 +48,11 @@ def record_episode(
         success = success or bool(info["success"])
         if terminated or truncated:
             break
+    rows = np.stack(observations).astype(np.float32)
+    low, images = (rows, None) if observation is None else observation.split(rows)
     return Episode(
-        observations=np.stack(observations).astype(np.float32),
+        observations=low,
+        images=images,
         actions=np.stack(actions),
         rewards=np.asarray(rewards, dtype=np.float32),
         terminated=bool(terminated),
@@ -58,4 +67,4 @@ def make_attempt(task: Task, env: TaskEnv, seed: int, attempt: int, noise: float
     episode_seed = attempt_seed(seed, attempt)
     expert = task.make_expert(env, expert_rng(episode_seed), noise)
     lineage = Lineage(source="demo", iteration=0, index=attempt, seed=episode_seed, noise=noise)
-    return record_episode(env, expert.act, episode_seed, lineage)
+    return record_episode(env, expert.act, episode_seed, lineage, task.spec.observation)

@@ -84,6 +84,20 @@ _TASKS: tuple[Task, ...] = (
     # in the comments below. With today's 10k, as deployed: lift 62%, can 56%, square 28-36% (30 demos,
     # seeds 0 and 1), stack 48%, threading 36% (15 demos). Lift: 3 demos 46% at 3k.
     _robosuite_task("lift", "Lift", "robosuite Lift: pick up the red cube", 10, 3, LiftExpert),
+    # Lift seen through robomimic's two cameras plus proprioception (docs/images.md); D0's size is
+    # lift's, not yet measured for pictures.
+    Task(
+        spec=replace(
+            _robosuite_task("lift", "Lift", "", 10, 3, LiftExpert).spec,
+            name="lift-image",
+            description="robosuite Lift from pictures: agentview and wrist RGB 84x84 + the arm's "
+            "proprioception (Panda, OSC_POSE delta; the expert acts on the simulator's state)",
+            obs_keys=(("robot0_eef_pos", 3), ("robot0_eef_quat", 4), ("robot0_gripper_qpos", 2)),
+            cameras=("agentview", "robot0_eye_in_hand"),
+        ),
+        env_factory=RobosuiteEnv,
+        expert_factory=LiftExpert,
+    ),
     # can: 5 demos 30% (alone 50%), 7: 40% (40%), 10: 74% (74%)
     _robosuite_task(
         "can", "PickPlaceCan", "robosuite PickPlaceCan: put the can in its bin", 14, 7, CanExpert

@@ -81,6 +81,7 @@ class RobosuiteEnv:
         self.spec = spec
         self.env_kwargs = robosuite_env_kwargs(spec)
         self.raw = robosuite.make(spec.env_name, seed=_CONSTRUCTION_SEED, **self.env_kwargs)
+        self._cameras = FrameRenderer(hidden_groups=(0,), plain=True) if spec.cameras else None
         self.episode_steps = 0
         self._obs_dict: dict[str, np.ndarray] = {}
         self._done = True
@@ -164,11 +165,23 @@ class RobosuiteEnv:
         self._done = True
         return self._frames.render(self.raw.sim.model._model, self.raw.sim.data._data, "agentview", size)
 
+    def pictures(self) -> list[np.ndarray]:
+        """The current state seen by each of the spec's cameras: (image_size, image_size, 3) uint8 each."""
+        model, data, size = self.raw.sim.model._model, self.raw.sim.data._data, self.spec.image_size
+        return [self._cameras.render(model, data, camera, size) for camera in self.spec.cameras]
+
     def close(self) -> None:
         self._frames.close()
+        if self._cameras is not None:
+            self._cameras.close()
         self.raw.close()
 
     def _flat(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return np.concatenate(
+        """The low-dim keys, then (an image task) the cameras' pictures: the packed layout of
+        borl/data/observations.py."""
+        flat = np.concatenate(
             [np.asarray(obs[_ROBOSUITE_KEY.get(key, key)], dtype=np.float32) for key, _ in self.spec.obs_keys]
         )
+        if self._cameras is None:
+            return flat
+        return np.concatenate([flat, *(p.reshape(-1).astype(np.float32) for p in self.pictures())])

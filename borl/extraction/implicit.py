@@ -14,7 +14,8 @@ import torch
 
 
 class Critic(Protocol):
-    """Anything that scores (obs, action) rows, e.g. borl.critics.iql.IQLCritic."""
+    """Anything that scores (obs, action) rows, e.g. borl.critics.iql.IQLCritic; actions (B, n, act_dim)
+    score n actions per observation (B, n), the observation read once."""
 
     def q(self, obs: torch.Tensor, actions: torch.Tensor, use_target: bool = True) -> torch.Tensor: ...
 
@@ -24,18 +25,13 @@ class Critic(Protocol):
 @torch.inference_mode()
 def score_candidates(candidates: torch.Tensor, obs: torch.Tensor, critic: Critic) -> torch.Tensor:
     """Target-critic Q of every candidate: (B, n, act_dim), (B, obs_dim) -> (B, n), one critic call."""
-    batch, n, act_dim = candidates.shape
-    obs_rows = obs.repeat_interleave(n, dim=0)
-    return critic.q(obs_rows, candidates.reshape(batch * n, act_dim), use_target=True).reshape(batch, n)
+    return critic.q(obs, candidates, use_target=True)
 
 
 @torch.inference_mode()
 def score_members(candidates: torch.Tensor, obs: torch.Tensor, critic: Critic) -> torch.Tensor:
     """Each target Q network's value of every candidate: (B, n, act_dim), (B, obs_dim) -> (K, B, n)."""
-    batch, n, act_dim = candidates.shape
-    obs_rows = obs.repeat_interleave(n, dim=0)
-    members = critic.q_members(obs_rows, candidates.reshape(batch * n, act_dim))
-    return members.reshape(members.shape[0], batch, n)
+    return critic.q_members(obs, candidates)
 
 
 def safe_choose(members: torch.Tensor, k: float, margin: float = 0.0) -> torch.Tensor:

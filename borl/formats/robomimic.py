@@ -4,6 +4,9 @@ Layout: data (attrs total, env_args) / demo_i (attr num_samples; states, actions
 obs/<key>, next_obs/<key>), mask/train. Files borl writes also carry a JSON attribute "borl" per demo
 (lineage, terminated, success) so they read back exactly.
 
+An image task's pictures are robomimic's image keys, obs/<camera>_image (T, H, W, 3) uint8, written
+gzip-compressed in chunks of 16 frames.
+
 Files written by others are read with borl's terminate-on-success convention: a demo is cut after its
 first step with reward 1 (robomimic's converted data keep stepping, and marking done, after success), and
 such a demo counts as terminated and successful. A demo without reward 1 is a failure cut off by time
@@ -47,6 +50,10 @@ def default_env_args(spec: TaskSpec) -> dict[str, Any]:
     kwargs = robosuite_env_kwargs(spec)
     kwargs["robots"] = [kwargs["robots"]]
     kwargs["reward_shaping"] = False
+    if spec.cameras:  # how robomimic rebuilds an image task's observations
+        size = spec.image_size
+        cameras = {"camera_names": list(spec.cameras), "camera_heights": size, "camera_widths": size}
+        kwargs.update(has_offscreen_renderer=True, use_camera_obs=True, **cameras)
     return {"env_name": spec.env_name, "type": 1, "env_version": version("robosuite"), "env_kwargs": kwargs}
 
 
@@ -151,6 +158,13 @@ def _write_demo(group: h5py.Group, episode: Episode, spec: TaskSpec, extra: dict
         group.create_dataset(f"obs/{key}", data=episode.observations[:-1, start : start + size])
         group.create_dataset(f"next_obs/{key}", data=episode.observations[1:, start : start + size])
         start += size
+    for c, camera in enumerate(spec.cameras):
+        # robomimic's image keys, (T, H, W, 3) uint8; gzip in chunks of 16 frames, so that a reader
+        # decodes only the frames it reads
+        frames = episode.images[:, c]
+        for kind, rows in (("obs", frames[:-1]), ("next_obs", frames[1:])):
+            chunks = (min(16, len(rows)), *rows.shape[1:])
+            group.create_dataset(f"{kind}/{camera}_image", data=rows, chunks=chunks, compression="gzip")
 
 
 def read_robomimic(path: str | os.PathLike, spec: TaskSpec) -> list[Episode]:
@@ -262,8 +276,11 @@ def _read_demo(group: h5py.Group, spec: TaskSpec, where: str, index: int, replay
                 f"{where}: rewards have shape {rewards.shape}, expected ({n},) to match the actions"
             )
         _check_finite(rewards, f"{where}: rewards")
+        images = _pictures(group, spec, where, n, "obs")
+        next_images = _pictures(group, spec, where, n, "next_obs")
     elif states is not None:
         obs, next_obs, rewards = replayer.replay(group, states, actions, where)
+        (obs, images), (next_obs, next_images) = map(spec.observation.split, (obs, next_obs))
     else:
         raise BorlError(f"{where}: no observations (obs/) and no states to regenerate them from")
 
@@ -281,6 +298,7 @@ def _read_demo(group: h5py.Group, spec: TaskSpec, where: str, index: int, replay
         lineage = Lineage(source="import", iteration=0, index=index)
     return Episode(
         observations=np.concatenate([obs[:t], next_obs[t - 1 : t]]),
+        images=None if images is None else np.concatenate([images[:t], next_images[t - 1 : t]]),
         actions=actions[:t],
         rewards=rewards[:t],
         terminated=terminated,
@@ -307,6 +325,25 @@ def _observations(group: h5py.Group, spec: TaskSpec, where: str, n: int, kind: s
     return np.concatenate(columns, axis=1)
 
 
+def _pictures(group: h5py.Group, spec: TaskSpec, where: str, n: int, kind: str) -> np.ndarray | None:
+    """An image task's pictures (n, cameras, H, W, 3) uint8 from group/<kind>/<camera>_image; None for
+    a low-dim task (a file's image keys are then ignored)."""
+    if not spec.cameras:
+        return None
+    frames = []
+    for camera in spec.cameras:
+        name = f"{kind}/{camera}_image"
+        if name not in group:
+            task = spec.name
+            raise BorlError(f"{where}: no image key '{camera}_image' ({name}), which task '{task}' needs")
+        column = _dataset(group, name, where)
+        expected = (n, spec.image_size, spec.image_size, 3)
+        if column.shape != expected or column.dtype != np.uint8:
+            raise BorlError(f"{where}: {name} is {column.dtype} {column.shape}, expected uint8 {expected}")
+        frames.append(column)
+    return np.stack(frames, axis=1)
+
+
 def _dataset(group: h5py.Group, name: str, where: str) -> np.ndarray:
     item = group.get(name)
     if not isinstance(item, h5py.Dataset):
@@ -325,6 +362,11 @@ def _check_episode_sizes(episode: Episode, spec: TaskSpec, what: str) -> None:
             f"{what}: observations have shape {episode.observations.shape}, "
             f"expected (T+1, {spec.obs_dim}) for task '{spec.name}'"
         )
+    if spec.cameras:
+        expected = (len(episode) + 1, len(spec.cameras), spec.image_size, spec.image_size, 3)
+        got = None if episode.images is None else episode.images.shape
+        if got != expected:
+            raise BorlError(f"{what}: pictures have shape {got}, expected {expected} for task '{spec.name}'")
     if episode.actions.ndim != 2 or episode.actions.shape[1] != spec.act_dim:
         raise BorlError(
             f"{what}: actions have shape {episode.actions.shape}, "

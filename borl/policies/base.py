@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar, Protocol
 
 import torch
+from torch import nn
 
 
 class Policy(Protocol):
@@ -25,7 +26,13 @@ class Policy(Protocol):
     act_dim: int
     step: int
 
-    def __init__(self, obs_dim: int, act_dim: int, config, device: str = "cpu") -> None: ...
+    def __init__(
+        self, obs_dim: int, act_dim: int, config, device: str = "cpu", encoder: nn.Module | None = None
+    ) -> None:
+        """obs_dim counts the network layout's values (borl/data/observations.py); on an image task
+        `encoder` (borl/policies/vision.py, out_dim values) must come before the trunk and train with
+        it. A class that takes no encoder runs on low-dim tasks only."""
+        ...
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
 

@@ -54,14 +54,21 @@ def vp_beta_schedule(timesteps: int) -> torch.Tensor:
 
 
 class NoiseNet(nn.Module):
-    """Predicts the noise in a noisy action given the observation and the (integer) timestep."""
+    """Predicts the noise in a noisy action given the observation and the (integer) timestep.
 
-    def __init__(self, obs_dim: int, act_dim: int, config: DiffusionConfig) -> None:
+    With an `encoder` (an image task's, borl/policies/vision.py) the trunk reads its features: `encode`
+    them once per observation, then call the network at every denoising step.
+    """
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, config: DiffusionConfig, encoder: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.time_features = FourierFeatures(config.time_dim)
         self.time_mlp = MLP(config.time_dim, (config.time_hidden,), config.time_hidden, config.activation)
+        self.encoder = encoder
         self.net = LNResNet(
-            act_dim + obs_dim + config.time_hidden,
+            act_dim + (obs_dim if encoder is None else encoder.out_dim) + config.time_hidden,
             act_dim,
             config.width,
             config.blocks,
@@ -70,8 +77,12 @@ class NoiseNet(nn.Module):
             config.activation,
         )
 
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the trunk reads of obs (N, obs_dim): obs itself, or the encoder's features."""
+        return obs if self.encoder is None else self.encoder(obs)
+
     def forward(self, obs: torch.Tensor, noisy_actions: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """obs (N, obs_dim), noisy_actions (N, act_dim), t (N,) or (1,) float -> noise (N, act_dim)."""
+        """obs (N, encoded obs), noisy_actions (N, act_dim), t (N,) or (1,) float -> noise (N, act_dim)."""
         cond = self.time_mlp(self.time_features(t[:, None]))
         cond = cond.expand(noisy_actions.shape[0], -1)
         return self.net(torch.cat([noisy_actions, obs, cond], dim=-1))
@@ -84,8 +95,16 @@ class DiffusionPolicy(EMALearner):
     # The first layer (the time MLP's) reads learned Fourier features, which need its input gradient.
     input_is_data = False
 
-    def __init__(self, obs_dim: int, act_dim: int, config: DiffusionConfig, device: str = "cpu") -> None:
-        super().__init__(NoiseNet(obs_dim, act_dim, config).to(device), config.lr, config.ema_decay)
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: DiffusionConfig,
+        device: str = "cpu",
+        encoder: nn.Module | None = None,
+    ) -> None:
+        model = NoiseNet(obs_dim, act_dim, config, encoder)
+        super().__init__(model.to(device), config.lr, config.ema_decay)
         self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
 
         betas = vp_beta_schedule(config.timesteps)
@@ -114,7 +133,7 @@ class DiffusionPolicy(EMALearner):
         t = torch.randint(0, self.config.timesteps, (actions.shape[0],), device=actions.device)
         noise = torch.randn_like(actions)
         noisy = self._sqrt_ab[t, None] * actions + self._sqrt_1m_ab[t, None] * noise
-        per_row = (self.model(obs, noisy, t.float()) - noise).square().mean(dim=-1)
+        per_row = (self.model(self.model.encode(obs), noisy, t.float()) - noise).square().mean(dim=-1)
         if weights is not None:
             per_row = per_row * weights
         return per_row.mean()
@@ -137,7 +156,7 @@ class DiffusionPolicy(EMALearner):
         net = self.ema if use_ema else self.model
         was_training = net.training
         net.eval()
-        obs_rows = obs.repeat_interleave(n, dim=0)
+        obs_rows = net.encode(obs).repeat_interleave(n, dim=0)
         noise = noise.reshape(batch * n, self.config.timesteps, self.act_dim)
         x = noise[:, 0]
         for i, t in enumerate(reversed(range(self.config.timesteps))):

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from borl.policies.learner import EMALearner
 from borl.policies.networks import LNResNet
@@ -45,9 +46,16 @@ class GaussianPolicy(EMALearner):
     settings_key = "gaussian"
     input_is_data = True  # the network reads the observation alone
 
-    def __init__(self, obs_dim: int, act_dim: int, config: GaussianConfig, device: str = "cpu") -> None:
-        model = LNResNet(
-            obs_dim,
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: GaussianConfig,
+        device: str = "cpu",
+        encoder: nn.Module | None = None,
+    ) -> None:
+        model: nn.Module = LNResNet(
+            obs_dim if encoder is None else encoder.out_dim,
             2 * act_dim,
             config.width,
             config.blocks,
@@ -55,6 +63,8 @@ class GaussianPolicy(EMALearner):
             config.dropout,
             config.activation,
         )
+        if encoder is not None:  # an image task's encoder in front of the trunk (borl/policies/vision.py)
+            model = nn.Sequential(encoder, model)
         super().__init__(model.to(device), config.lr, config.ema_decay)
         self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
 

@@ -277,11 +277,15 @@ class EnsembleMLP(nn.Module):
 
 
 def _layer_flops_per_row(module: nn.Module) -> int:
-    """2 x the multiply-adds of one (ensemble) Linear layer for one row; 0 for any other module."""
+    """2 x the multiply-adds of one (ensemble) Linear layer or convolution for one row; 0 for any other
+    module."""
     if isinstance(module, nn.Linear):
         return 2 * module.in_features * module.out_features
     if isinstance(module, EnsembleLinear):
         return 2 * module.weight.numel()
+    if isinstance(module, nn.Conv2d):
+        # output_pixels is set by borl.policies.vision.record_conv_sizes
+        return 2 * module.weight.numel() * getattr(module, "output_pixels", 0)
     return 0
 
 

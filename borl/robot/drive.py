@@ -38,10 +38,15 @@ class DriveReport:
 def check_compatible(robot: Robot, spec: dict) -> None:
     """The robot's observation keys and action size are the agent's; a one-line BorlError if not."""
     theirs = [tuple(pair) for pair in spec["obs_keys"]]
-    if list(robot.spec.obs_keys) != theirs or robot.spec.act_dim != spec["action_dim"]:
+    cameras = tuple(spec.get("cameras", ()))
+    same_pictures = robot.spec.cameras == cameras and (
+        not cameras or robot.spec.image_size == spec.get("image_size")
+    )
+    if list(robot.spec.obs_keys) != theirs or robot.spec.act_dim != spec["action_dim"] or not same_pictures:
+        pictures = [f"{camera}_image" for camera in cameras]
         raise BorlError(
             f"robot {robot.spec.name} (obs {robot.spec.key_names()}, {robot.spec.act_dim} actions) does "
-            f"not match the agent of task {spec['task']} ({', '.join(k for k, _ in theirs)}, "
+            f"not match the agent of task {spec['task']} ({', '.join([k for k, _ in theirs] + pictures)}, "
             f"{spec['action_dim']} actions)"
         )
 
@@ -63,13 +68,16 @@ def drive(
     robot.connect()
     try:
         for index in range(episodes):
-            obs = robot.spec.flatten(robot.reset())
+            # The robot's map goes to the policy as it is (pictures stay uint8 on the wire); the recorder
+            # keeps the flat observation.
+            observed = robot.reset()
+            obs = robot.spec.flatten(observed)
             acting = policy.start_episode(seed + index)
             if recorder is not None:
                 recorder.begin(obs, acting)
             steps, tick, last = 0, time.perf_counter(), None
             while steps < robot.spec.horizon:
-                action = policy.act(obs)
+                action = policy.act(observed if robot.spec.cameras else obs)
                 robot.send_action(action)
                 sent = time.perf_counter()
                 if last is not None:
@@ -83,7 +91,8 @@ def drive(
                     else:
                         report.late_steps += 1
                         tick = time.perf_counter()
-                obs = robot.spec.flatten(robot.observe())
+                observed = robot.observe()
+                obs = robot.spec.flatten(observed)
                 if recorder is not None:
                     recorder.step(action, obs)
                 if robot.episode_over():

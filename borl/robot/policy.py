@@ -30,7 +30,7 @@ class Served:
 
     def spec(self) -> RobotSpec:
         task = get_task(self.agent.config.task).spec
-        return RobotSpec(task.name, task.obs_keys, self.agent.act_dim, SIM_CONTROL_HZ, task.horizon)
+        return RobotSpec.of_task(task, task.name, self.agent.act_dim, SIM_CONTROL_HZ, task.horizon)
 
     def describe(self) -> dict:
         """What a client is told about the agent acting for it."""
@@ -39,6 +39,8 @@ class Served:
             "task": spec.name,
             "obs_keys": [[key, size] for key, size in spec.obs_keys],
             "obs_dim": spec.obs_dim,
+            "cameras": list(spec.cameras),
+            "image_size": spec.image_size,
             "action_dim": spec.act_dim,
             "control_hz": spec.control_hz,
             "horizon": spec.horizon,

@@ -64,8 +64,10 @@ class EpisodeRecorder:
         rewards = np.zeros(steps, dtype=np.float32)
         rewards[-1] = float(success)
         iteration = acting.get("iteration")
+        observations, images = self.spec.observation.split(np.stack(recorded["obs"]))
         episode = Episode(
-            observations=np.stack(recorded["obs"]),
+            observations=observations,
+            images=images,
             actions=np.stack(recorded["actions"]),
             rewards=rewards,
             terminated=bool(success),

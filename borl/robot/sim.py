@@ -22,7 +22,7 @@ class SimRobot(Robot):
         self.task = get_task(task)
         spec = self.task.spec
         horizon = horizon or spec.horizon
-        self.spec = RobotSpec(f"sim:{task}", spec.obs_keys, spec.act_dim, SIM_CONTROL_HZ, horizon)
+        self.spec = RobotSpec.of_task(spec, f"sim:{task}", spec.act_dim, SIM_CONTROL_HZ, horizon)
         self.seed = seed
         self.episodes = 0
         self.env: TaskEnv | None = None

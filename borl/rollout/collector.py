@@ -93,10 +93,12 @@ def run_jobs(
                 slot["rewards"].append(reward)
                 slot["obs"].append(obs_next)
                 if terminated or truncated:
+                    observations, images = agent.observation.split(np.asarray(slot["obs"], dtype=np.float32))
                     emit(
                         slot["job"],
                         Episode(
-                            observations=np.asarray(slot["obs"], dtype=np.float32),
+                            observations=observations,
+                            images=images,
                             actions=np.asarray(slot["actions"], dtype=np.float32),
                             rewards=np.asarray(slot["rewards"], dtype=np.float32),
                             terminated=bool(terminated),

@@ -38,6 +38,9 @@ class ExactTwoModeDenoiser(nn.Module):
         super().__init__()
         self.alpha_bars, self.mode = alpha_bars, mode
 
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs  # a low-dim observation, read as it is (the noise network's encode)
+
     def forward(self, obs: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         ab = self.alpha_bars[int(t.item())]
         posterior_mean = self.mode * torch.tanh(self.mode * ab.sqrt() * x / (1 - ab))

@@ -27,7 +27,7 @@ def test_registry() -> None:
     assert list_tasks()[0] is TASK
     s = TASK.spec
     assert (s.obs_dim, s.act_dim, s.horizon, s.demo_noise, s.env_name) == (19, 7, 400, 0.15, "Lift")
-    known = r"\(known: lift, can, square, stack, threading, pen\)"
+    known = r"\(known: lift, lift-image, can, square, stack, threading, pen\)"
     with pytest.raises(BorlError, match=rf"unknown task 'x' {known}"):
         get_task("x")
 

@@ -10,4 +10,4 @@ trap 'git worktree remove --force "$work/tree" >/dev/null 2>&1 || true; rm -rf "
 git worktree add --detach "$work/tree" "$REV" >/dev/null
 PYTHONPATH="$work/tree" .venv/bin/python -m borl study --tasks lift --algos recipe,filtered-il --seeds 1 --quick \
   --out "$work/study"
-.venv/bin/python tests/test_recorded.py "$work/study" "$(date -u +%F), commit $REV's code on this machine"
+.venv/bin/python tests/test_recorded.py "$work/study" "$(date -u +%F), commit $REV's code on this machine: borl study --tasks lift --algos recipe,filtered-il --seeds 1 --quick (scripts/record_episodes.sh)"

@@ -67,6 +67,13 @@ class Server:
         with urllib.request.urlopen(f"{self.http}/healthz", timeout=20) as response:
             return json.loads(response.read())
 
+    def wait_for_no_clients(self, timeout: float = 40) -> None:
+        """Until the server has seen every earlier connection leave (a vanished one takes a ping timeout)."""
+        deadline = time.monotonic() + timeout
+        while self.health()["clients"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.health()["clients"] == 0, "earlier connections never left"
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=30)
@@ -185,6 +192,7 @@ def test_a_client_that_stops_reading_or_vanishes_mid_episode_stops_nobody(server
 
 
 def test_token_limit_and_health(server):
+    server.wait_for_no_clients()  # the module's server: earlier tests' connections may still be closing
     with pytest.raises(InvalidStatus) as refused:
         server.connect(token="wrong")
     assert refused.value.response.status_code == 401
@@ -198,9 +206,7 @@ def test_token_limit_and_health(server):
     assert health["clients"] == 3 and health["iteration"] == 0
     for connection in held:
         connection.close()
-    deadline = time.monotonic() + 20
-    while server.health()["clients"] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    server.wait_for_no_clients()
     with server.connect() as connection:
         good_step(connection)
 

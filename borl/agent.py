@@ -32,6 +32,16 @@ def make_policy(
     return kind(obs_dim, act_dim, getattr(config, kind.settings_key), device=device, **images)
 
 
+def check_observation(config: RunConfig, observation: ObservationSpec) -> None:
+    """Raise a BorlError where `config` cannot build an agent for these observations (a run checks
+    before it makes D0, the agent again when built)."""
+    images = observation.has_images
+    if images and config.uses_critic and CRITICS[config.critic.kind].samples_needed(config.critic) > 0:
+        raise BorlError(f"critic.kind={config.critic.kind} with policy samples is not built for image tasks")
+    if config.uses_critic and config.critic.share_encoder and not images:
+        raise BorlError(f"critic.share_encoder needs an image task: {config.task} has no cameras")
+
+
 class Agent:
     """What acts in the world: pi (and Q when the algorithm has one) behind the data's normalisation."""
 
@@ -45,8 +55,8 @@ class Agent:
         observation: ObservationSpec | None = None,
     ) -> None:
         """obs_dim counts the low-dim values (the normaliser's); `observation` adds an image task's
-        cameras, and then the policy and the critic each get their own image encoder (docs/images.md
-        says why not one shared)."""
+        cameras, and then the policy gets an image encoder and the critic its own, or with
+        critic.share_encoder reads the policy's (docs/images.md)."""
         self.config = config
         self.obs_dim = obs_dim
         self.act_dim = act_dim
@@ -55,17 +65,29 @@ class Agent:
         self.observation = observation or ObservationSpec(obs_dim)
         if self.observation.low_dim != obs_dim:
             raise BorlError(f"observation spec has {self.observation.low_dim} low-dim values, not {obs_dim}")
+        check_observation(config, self.observation)
         images = self.observation.has_images
         network_dim = self.observation.network_dim(config.encoder.crop)
         critic = CRITICS[config.critic.kind]
-        if images and config.uses_critic and critic.samples_needed(config.critic) > 0:
-            kind = config.critic.kind
-            raise BorlError(f"critic.kind={kind} with policy samples is not built for image tasks")
-        self.policy = make_policy(config, network_dim, act_dim, device, self._encoder() if images else None)
+        shares = config.uses_critic and config.critic.share_encoder
+        # The policy's image encoder: what a critic that shares it reads (None on a low-dim task).
+        self.encoder = self._encoder() if images else None
+        self.policy = make_policy(config, network_dim, act_dim, device, self.encoder)
         self.critic = None
         if config.uses_critic:
-            extra = {"encoder": self._encoder()} if images else {}
+            extra = {}
+            if shares:
+                extra = {"encoder": self.encoder, "train_encoder": False}
+            elif images:
+                extra = {"encoder": self._encoder()}
             self.critic = critic(network_dim, act_dim, config.critic, device=device, **extra)
+
+    def keep_policy(self, other: Agent) -> None:
+        """Act with `other`'s policy (steering's, frozen after D0) in place of this agent's own; a
+        critic that shares the policy's encoder then reads that policy's."""
+        self.policy, self.encoder = other.policy, other.encoder
+        if self.critic is not None and self.config.critic.share_encoder:
+            self.critic.encoder = other.encoder
 
     def _encoder(self) -> nn.Module:
         return ObservationEncoder(self.observation, self.config.encoder).to(self.device)

@@ -375,6 +375,11 @@ def _validate_axes(config: RunConfig) -> None:
         if value not in choices:
             raise BorlError(f"unknown {axis} '{value}' (known: {', '.join(choices)})")
     config.algorithm_class.check_extraction(config.extraction.method)
+    if config.critic.share_encoder and config.extraction.method.weights_policy_loss:
+        raise BorlError(
+            f"critic.share_encoder cannot take extraction {config.extraction.kind}: the critic reads "
+            "the policy's trained encoder, and this policy trains against the critic"
+        )
 
 
 def save_config(config: RunConfig, path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from borl.agent import Agent
+from borl.agent import Agent, check_observation
 from borl.critics import CRITICS
 from borl.data.episode import Episode, Lineage
 from borl.data.store import EpisodeStore
@@ -80,6 +80,7 @@ class Run(RunDirectory):
             store.remove_temporary()
         done = set(self.completed_iterations())
         todo = [i for i in range(self.config.iterations + 1) if i not in done]
+        check_observation(self.config, self.task.spec.observation)
         if todo:
             with ray_session(self.config.backend, self.config.workers, self.config.ray_address):
                 self.ensure_demos(logger)

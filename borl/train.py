@@ -137,9 +137,11 @@ def run_phases(
 
 def overlaps(config: RunConfig) -> bool:
     """Whether critic and policy train side by side: asked for, on two or more CPU threads, and
-    independent (AWR weights the policy's loss by the critic trained before it)."""
+    independent (AWR weights the policy's loss by the critic trained before it; a critic that shares
+    the policy's encoder reads it as the policy's training leaves it)."""
     train = config.train
-    independent = not config.extraction.method.weights_policy_loss
+    shared = config.uses_critic and config.critic.share_encoder
+    independent = not config.extraction.method.weights_policy_loss and not shared
     return train.overlap and train.threads >= 2 and config.device == "cpu" and independent
 
 
@@ -164,7 +166,8 @@ def train_agent(
     With `frozen` (steering after iteration 0), the new agent keeps that agent's policy and its
     normaliser, the action space the policy was trained in, and only the critic is trained.
     With AWR extraction the policy's loss is weighted by exp(beta * (Q - V)) under the critic
-    trained just before it, so the two cannot overlap.
+    trained just before it, so the two cannot overlap; with critic.share_encoder the policy trains
+    first and the critic after it, on the policy's finished encoder.
     `curves`, when given, receives every 200th step's losses of each phase (the training curves).
     A critic that reads policy samples (critic.policy_samples, e.g. calql) gets them from `proposer`,
     the agent that collected the data, drawn once for every transition before training; without a
@@ -199,7 +202,9 @@ def train_agent(
         policy_flops = agent.policy.update_flops_per_row() * rows
         phases.append(Phase("policy", steps.policy_steps, update, generator(1), policy_flops, indices))
     else:
-        agent.policy = frozen.policy
+        agent.keep_policy(frozen)
+    if config.uses_critic and config.critic.share_encoder:
+        phases.reverse()  # the critic reads the encoder as the policy's training leaves it
     start = time.perf_counter()
     total = sum(p.steps for p in phases)
     with (logger or Logger(progress=False)).bar(total, description, "step") as bar:

@@ -12,7 +12,8 @@ import torch
 
 from borl.agent import Agent
 from borl.cli import main
-from borl.config import QUICK, merge
+from borl.config import QUICK, RunConfig, build_config, merge
+from borl.data.normalization import Normalizer
 from borl.data.observations import ObservationSpec, centre_crop, random_crop
 from borl.data.store import EpisodeStore
 from borl.envs.demos import make_attempt
@@ -24,6 +25,7 @@ from borl.robot.client import LocalPolicy
 from borl.robot.drive import drive
 from borl.robot.recorder import EpisodeRecorder
 from borl.robot.sim import SimRobot
+from borl.train import overlaps, train_agent
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -144,3 +146,125 @@ def test_the_image_agent_drives_the_sim_robot_and_the_recording_keeps_its_pictur
     assert recorded.images.shape == (5, 2, 84, 84, 3) and len(recorded) == 4
     with pytest.raises(BorlError, match="uint8"):
         robot.spec.flatten({**robot.spec.split(np.zeros(robot.spec.obs_dim)), "agentview_image": np.zeros(3)})
+
+
+def image_config(algo: str = "recipe", **overrides) -> RunConfig:
+    """lift-image at the quick sizes under preset `algo`, with `overrides` (nested mappings) on top."""
+    return build_config(algo, True, {"task": "lift-image"}, overrides)
+
+
+def some_normalizer(obs_dim: int, act_dim: int) -> Normalizer:
+    rng = np.random.default_rng(0)
+    return Normalizer.fit(rng.normal(size=(50, obs_dim)), rng.uniform(-1, 1, (50, act_dim)))
+
+
+def image_agent(config: RunConfig) -> Agent:
+    torch.manual_seed(0)
+    normalizer = some_normalizer(SPEC.obs_dim, SPEC.act_dim)
+    return Agent(config, SPEC.obs_dim, SPEC.act_dim, normalizer, observation=SPEC.observation)
+
+
+def network_batch(rows: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Network-layout transitions whose reward is whether the agentview picture is bright on the
+    left: a value that only the pictures tell."""
+    pictures = torch.randint(0, 256, (rows, 2, 3, 76, 76), generator=generator).float()
+    bright = torch.rand(rows, generator=generator) < 0.5
+    pictures[bright, 0, :, :, :38] = 255.0
+    low = torch.randn(rows, 9, generator=generator)
+    obs = torch.cat([low, pictures.reshape(rows, -1)], dim=1)
+    return {
+        "obs": obs,
+        "next_obs": obs,
+        "actions": torch.rand(rows, 7, generator=generator) * 2 - 1,
+        "rewards": bright.float(),
+        "terminals": torch.ones(rows),
+        "returns": bright.float(),
+    }
+
+
+def test_a_critic_sharing_the_policy_encoder_reads_it_frozen_and_learns_through_it():
+    config = image_config(critic={"share_encoder": True})
+    agent = image_agent(config)
+    critic = agent.critic
+    assert critic.encoder is agent.encoder is agent.policy.model.encoder
+    critic_params = {id(p) for group in critic.optimizer.param_groups for p in group["params"]}
+    assert not critic_params & {id(p) for p in agent.encoder.parameters()}
+    assert "encoder" not in critic.state_dict()
+    own = image_agent(image_config()).critic
+    assert critic.update_flops_per_row() < own.update_flops_per_row()
+
+    batch = network_batch(64, torch.Generator().manual_seed(0))
+    before = [p.detach().clone() for p in agent.encoder.parameters()]
+    losses = [float(critic.update(batch)["q_loss"]) for _ in range(40)]
+    assert all(torch.equal(a, b) for a, b in zip(before, agent.encoder.parameters(), strict=True))
+    assert losses[-1] < 0.5 * losses[0]
+    obs, actions = batch["obs"][:5], batch["actions"][:5]
+    assert critic.q(obs, actions).shape == (5,) and critic.v(obs).shape == (5,)
+    assert critic.q(obs, torch.rand(5, 3, 7)).shape == (5, 3)
+    # the policy's training moves the encoder the critic reads
+    q_before = critic.q(obs, actions)
+    agent.policy.update(batch)
+    assert not torch.equal(critic.q(obs, actions), q_before)
+
+
+def test_a_shared_encoder_checkpoint_rebuilds_the_same_agent(tmp_path):
+    agent = image_agent(image_config(critic={"share_encoder": True}))
+    batch = network_batch(16, torch.Generator().manual_seed(1))
+    agent.policy.update(batch)
+    agent.critic.update(batch)
+    agent.save(tmp_path / "ckpt")
+    loaded = Agent.load(tmp_path / "ckpt")
+    assert loaded.critic.encoder is loaded.encoder is loaded.policy.model.encoder
+    obs, actions = batch["obs"][:4], batch["actions"][:4]
+    assert torch.equal(loaded.critic.q(obs, actions), agent.critic.q(obs, actions))
+    packed = SPEC.observation.pack(np.zeros((2, 9), np.float32), np.full((2, 2, 84, 84, 3), 90, np.uint8))
+    seeds = [torch.Generator().manual_seed(i) for i in range(2)]
+    again = [torch.Generator().manual_seed(i) for i in range(2)]
+    assert np.array_equal(loaded.act(packed, seeds), agent.act(packed, again))
+
+
+def test_training_with_a_shared_encoder_runs_the_policy_first_and_steering_shares_the_frozen_one(
+    image_episode,
+):
+    config = image_config(
+        critic={"share_encoder": True}, train={"threads": 2, "policy_steps": 3, "critic_steps": 3}
+    )
+    assert not overlaps(config) and overlaps(image_config(train={"threads": 2}))
+    agent, info = train_agent(
+        config, [image_episode], SPEC.obs_dim, SPEC.act_dim, 0, observation=SPEC.observation
+    )
+    assert agent.critic.encoder is agent.encoder is agent.policy.model.encoder
+    assert np.isfinite(info["critic/q_loss"]) and agent.policy.step == 3
+    steering = image_config(algo="steering", critic={"share_encoder": True}, train={"critic_steps": 2})
+    steered, _ = train_agent(
+        steering, [image_episode], SPEC.obs_dim, SPEC.act_dim, 1, frozen=agent, observation=SPEC.observation
+    )
+    assert steered.policy is agent.policy and steered.critic.encoder is agent.encoder
+
+
+def test_sharing_the_encoder_is_refused_where_it_cannot_apply(tmp_path, capsys):
+    with pytest.raises(BorlError, match="critic.share_encoder cannot take extraction awr"):
+        build_config("awr", True, {"task": "lift-image", "critic": {"share_encoder": True}})
+    low_dim = build_config("recipe", True, {"critic": {"share_encoder": True}})
+    with pytest.raises(BorlError, match="critic.share_encoder needs an image task: lift has no cameras"):
+        Agent(low_dim, 3, 2, some_normalizer(3, 2))
+    # a run says so before it makes D0
+    assert (
+        main(
+            [
+                "run",
+                "lift",
+                "--quick",
+                "--quiet",
+                "--set",
+                "critic.share_encoder=true",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
+    assert "critic.share_encoder needs an image task" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "data" / "iter_000" / "COMPLETE").exists()
+    # no critic, nothing to share: the setting is ignored
+    assert image_agent(image_config(algo="il", critic={"share_encoder": True})).critic is None

@@ -19,7 +19,8 @@ class Critic(Protocol):
     `policy_samples` > 0: K actions per state drawn from the policy that collected the data.
     q and q_members also take actions (B, n, act_dim), n per observation, and answer (B, n) and
     (members, B, n): best-of-N scores its candidates so, each observation encoded once. On an image
-    task the class is built with `encoder=` (borl/policies/vision.py), which it trains in front of Q and V.
+    task the class is built with `encoder=` (borl/policies/vision.py), which it trains in front of Q and V,
+    or, with `train_encoder=False` (critic.share_encoder), reads frozen as the policy trained it.
     """
 
     obs_dim: int

@@ -25,9 +25,10 @@ class HLGaussCritic(IQLCritic):
         config: IQLConfig,
         device: str = "cpu",
         encoder: torch.nn.Module | None = None,
+        train_encoder: bool = True,
     ) -> None:
         self.check_config(config)
-        super().__init__(obs_dim, act_dim, config, device, encoder)
+        super().__init__(obs_dim, act_dim, config, device, encoder, train_encoder)
         low, high = config.q_clip
         self.edges = torch.linspace(low, high, config.bins + 1, device=device)
         self.centres = (self.edges[:-1] + self.edges[1:]) / 2

@@ -57,6 +57,11 @@ class IQLConfig:
     policy_samples: int = setting(4, minimum=1, help="calql: the policy's actions per state it pushes down")
     bins: int = setting(51, minimum=2, help="hlgauss: the histogram's bins over q_clip's range")
     bin_sigma: float = setting(0.75, positive=True, help="hlgauss: the target Gaussian's std in bins")
+    share_encoder: bool = setting(
+        False,
+        help="image tasks: Q and V read the policy's image encoder, trained by the policy's loss alone "
+        "and frozen while the critic trains after it, instead of their own (docs/images.md)",
+    )
 
 
 class IQLCritic:
@@ -69,12 +74,15 @@ class IQLCritic:
         config: IQLConfig,
         device: str = "cpu",
         encoder: nn.Module | None = None,
+        train_encoder: bool = True,
     ) -> None:
+        """`encoder`: an image task's (borl/policies/vision.py), in front of the Q ensemble, its
+        target and V. train_encoder False: it is another network's (the policy's, critic.share_encoder),
+        read without gradients, and neither this critic's optimizer nor its state dict holds it."""
         self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
         self.policy_samples = self.samples_needed(config)
-        # An image task's encoder (borl/policies/vision.py), shared by the Q ensemble and V and trained
-        # by both losses; the target Q networks read its features too.
         self.encoder = None if encoder is None else encoder.to(device)
+        self.train_encoder = encoder is not None and train_encoder
         features = obs_dim if encoder is None else encoder.out_dim
         hidden = (config.hidden,) * config.layers
         self.q_net = EnsembleMLP(
@@ -87,7 +95,7 @@ class IQLCritic:
         self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.v_net = MLP(features, hidden, 1, layer_norm=config.layer_norm).to(device)
         params = [*self.q_net.parameters(), *self.v_net.parameters()]
-        params += [] if self.encoder is None else list(self.encoder.parameters())
+        params += list(self.encoder.parameters()) if self.train_encoder else []
         self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
         self._q_params = list(self.q_net.parameters())
         self._target_params = list(self.target_q_net.parameters())
@@ -162,8 +170,12 @@ class IQLCritic:
         return qs.new_zeros(()), {}
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
-        """What the Q and V networks read of obs (B, obs_dim): obs itself, or the encoder's features."""
-        return obs if self.encoder is None else self.encoder(obs)
+        """What the Q and V networks read of obs (B, obs_dim): obs itself, or the encoder's features
+        (without a graph when the encoder is the policy's)."""
+        if self.encoder is None:
+            return obs
+        with torch.set_grad_enabled(self.train_encoder and torch.is_grad_enabled()):
+            return self.encoder(obs)
 
     def _obs_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The Q networks' input rows; actions (B, act_dim), or (B, n, act_dim) for n per observation
@@ -208,9 +220,11 @@ class IQLCritic:
         forward and backward (their inputs are data)."""
         forward = self.q_flops_per_row() + matmul_flops_per_row(self.v_net)
         trained = sum(training_flops_per_row(net, input_is_data=True) for net in (self.q_net, self.v_net))
-        if self.encoder is not None:  # obs forward and backward, next_obs forward
+        if self.train_encoder:  # obs forward and backward, next_obs forward
             trained += training_flops_per_row(self.encoder, input_is_data=True)
             forward += matmul_flops_per_row(self.encoder)
+        elif self.encoder is not None:  # the policy's encoder: obs and next_obs forward only
+            forward += 2 * matmul_flops_per_row(self.encoder)
         return forward + trained
 
     def state_dict(self) -> dict:
@@ -220,12 +234,12 @@ class IQLCritic:
             "v_net": self.v_net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
         }
-        if self.encoder is not None:
+        if self.train_encoder:
             state["encoder"] = self.encoder.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        if self.encoder is not None:
+        if self.train_encoder:
             self.encoder.load_state_dict(state["encoder"])
         self.q_net.load_state_dict(state["q_net"])
         self.target_q_net.load_state_dict(state["target_q_net"])

@@ -6,8 +6,8 @@ Given a finished image run and checkpoints retrained on its data with critic.sha
 (a later iteration's rollouts): Q's and V's error against the Monte-Carlo return, the TD error, and how
 well Q and V rank the transitions of successful episodes above those of failed ones (AUC). Then, on
 fresh agents over the training data, the time of one policy and one critic update (rounds alternating
-between the two choices, so that the machine's load falls on both alike) and, each in a fresh process,
-the growth of peak memory over a few updates and the bytes of parameters and Adam state.
+between the two choices, so that the machine's load falls on both alike), the activations each update
+keeps for its backward pass, and the bytes of the trained parameters and their Adam state.
 
     python scripts/critic_encoder.py RUN --train-iteration 1 --held-out 2 \
         --checkpoint own=DIR_A/checkpoints/iter_001 --checkpoint shared=DIR_B/checkpoints/iter_001
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import statistics
 import time
 from pathlib import Path
@@ -48,8 +47,11 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def critic_quality(agent: Agent, episodes: list[Episode], chunk: int = 256) -> dict[str, float]:
-    """The critic's (target) Q and V on every transition of `episodes`, centre-cropped as when acting."""
+def critic_quality(
+    agent: Agent, episodes: list[Episode], chunk: int = 256
+) -> tuple[dict[str, float], list[np.ndarray]]:
+    """The critic's (target) Q and V on every transition of `episodes`, centre-cropped as when acting:
+    the error and ranking measures, and each episode's Q values."""
     spec, critic, discount = agent.observation, agent.critic, agent.config.critic.discount
     q, v, v_next, g, success = [], [], [], [], []
     for episode in episodes:
@@ -71,7 +73,8 @@ def critic_quality(agent: Agent, episodes: list[Episode], chunk: int = 256) -> d
     q, v, v_next, g, success = map(np.concatenate, (q, v, v_next, g, success))
     rewards = np.concatenate([e.rewards for e in episodes])
     td = rewards + discount * v_next - q
-    episode_q = np.array([float(np.mean(x)) for x in np.split(q, np.cumsum([len(e) for e in episodes])[:-1])])
+    per_episode = np.split(q, np.cumsum([len(e) for e in episodes])[:-1])
+    episode_q = np.array([float(np.mean(x)) for x in per_episode])
     won = np.array([e.success for e in episodes])
     return {
         "transitions": float(len(q)),
@@ -82,7 +85,31 @@ def critic_quality(agent: Agent, episodes: list[Episode], chunk: int = 256) -> d
         "q_auc_transitions": auc(q[success], q[~success]),
         "v_auc_transitions": auc(v[success], v[~success]),
         "q_auc_episodes": auc(episode_q[won], episode_q[~won]),
-    }
+    }, per_episode
+
+
+def auc_difference(
+    first: list[np.ndarray], second: list[np.ndarray], won: np.ndarray, resamples: int = 2000
+) -> dict[str, float]:
+    """The transition AUC of Q (successful episodes' transitions above failed ones') of `second` minus
+    `first`, with its bootstrap standard error and 95% interval over episodes (resampled within the
+    successful and the failed, the same episodes for both critics)."""
+
+    def transition_auc(qs: list[np.ndarray], chosen: np.ndarray) -> float:
+        wins = [qs[i] for i in chosen if won[i]]
+        losses = [qs[i] for i in chosen if not won[i]]
+        return auc(np.concatenate(wins), np.concatenate(losses))
+
+    everyone = np.arange(len(won))
+    difference = transition_auc(second, everyone) - transition_auc(first, everyone)
+    rng = np.random.default_rng(0)
+    groups = [np.flatnonzero(won), np.flatnonzero(~won)]
+    draws = []
+    for _ in range(resamples):
+        chosen = np.concatenate([rng.choice(g, len(g)) for g in groups])
+        draws.append(transition_auc(second, chosen) - transition_auc(first, chosen))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {"difference": difference, "stderr": float(np.std(draws)), "low": float(low), "high": float(high)}
 
 
 def fresh_agent(config: RunConfig, episodes: list[Episode]) -> tuple[Agent, TransitionDataset]:
@@ -112,53 +139,36 @@ def update_times(configs: dict[str, RunConfig], episodes: list[Episode], rounds:
     return {name: {part: statistics.median(v) for part, v in parts.items()} for name, parts in times.items()}
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory since the last `_reset_peak_rss` (Linux's VmHWM)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+def saved_for_backward_mb(update, batch: dict[str, torch.Tensor]) -> float:
+    """MB of the tensors autograd keeps for the backward pass of one `update` (its activations),
+    each storage counted once."""
+    storages: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        update(batch)
+    return sum(storages.values()) / 2**20
 
 
-def _reset_peak_rss() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-def _memory(config: RunConfig, episodes: list[Episode], steps: int, out) -> None:
-    torch.set_num_threads(1)
+def memory(config: RunConfig, episodes: list[Episode]) -> dict:
+    """What training holds beyond the data: each update's activations kept for backward, and the
+    trained parameters with their two Adam moments."""
     agent, data = fresh_agent(config, episodes)
-    del episodes
-    generator = torch.Generator().manual_seed(0)
-    batches = [data.sample(config.train.batch_size, generator) for _ in range(2 * steps)]
-    _reset_peak_rss()
-    before = _peak_rss_mb()
-    for i in range(steps):
-        agent.policy.update(batches[2 * i])
-        agent.critic.update(batches[2 * i + 1])
+    batch = data.sample(config.train.batch_size, torch.Generator().manual_seed(0))
     groups = [g for opt in (agent.policy.optimizer, agent.critic.optimizer) for g in opt.param_groups]
     trained = {id(p): p.numel() for g in groups for p in g["params"]}
     critic = sum(p.numel() for g in agent.critic.optimizer.param_groups for p in g["params"])
-    out.put(
-        {
-            "peak_rss_growth_mb": _peak_rss_mb() - before,
-            "trained_parameters": sum(trained.values()),
-            "critic_trained_parameters": critic,
-            "parameters_and_adam_mb": 3 * 4 * sum(trained.values()) / 2**20,
-        }
-    )
-
-
-def memory(config: RunConfig, episodes: list[Episode], steps: int) -> dict:
-    """Peak-RSS growth over `steps` updates of each network (from the resident memory once data, agent
-    and batches are built), in a fresh process, and the bytes of the trained parameters with their two
-    Adam moments."""
-    context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    process = context.Process(target=_memory, args=(config, episodes, steps, out))
-    process.start()
-    result = out.get()
-    process.join()
-    return result
+    return {
+        "policy_saved_for_backward_mb": saved_for_backward_mb(agent.policy.update, batch),
+        "critic_saved_for_backward_mb": saved_for_backward_mb(agent.critic.update, batch),
+        "trained_parameters": sum(trained.values()),
+        "critic_trained_parameters": critic,
+        "parameters_and_adam_mb": 3 * 4 * sum(trained.values()) / 2**20,
+    }
 
 
 def main() -> None:
@@ -172,6 +182,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--quality-only", action="store_true", help="skip the timing and memory")
     args = parser.parse_args()
     torch.set_num_threads(1)
     store = EpisodeStore(args.run / "data")
@@ -181,17 +192,23 @@ def main() -> None:
         "held_out_episodes": len(held_out),
         "held_out_successes": sum(e.success for e in held_out),
     }
-    configs = {}
+    configs, scores = {}, {}
     for item in args.checkpoint:
         name, _, directory = item.partition("=")
         agent = Agent.load(Path(directory))
         configs[name] = agent.config
-        report[name] = {"held_out": critic_quality(agent, held_out)}
+        quality, scores[name] = critic_quality(agent, held_out)
+        report[name] = {"held_out": quality}
         print(name, json.dumps(report[name]), flush=True)
-    timing = update_times(configs, train, args.rounds, args.steps)
-    for name, config in configs.items():
+    if len(scores) == 2:
+        (first, a), (second, b) = scores.items()
+        won = np.array([e.success for e in held_out])
+        report[f"q_auc_transitions {second} - {first}"] = auc_difference(a, b, won)
+        print(json.dumps(report), flush=True)
+    timing = {} if args.quality_only else update_times(configs, train, args.rounds, args.steps)
+    for name, config in configs.items() if timing else ():
         report[name]["seconds_per_update"] = timing[name]
-        report[name]["memory"] = memory(config, train, args.steps)
+        report[name]["memory"] = memory(config, train)
         print(name, json.dumps(report[name]), flush=True)
     text = json.dumps(report, indent=1)
     print(text)

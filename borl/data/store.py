@@ -75,8 +75,18 @@ def decode_episode(data: bytes | Path) -> Episode:
             success=bool(f["success"]),
             lineage=Lineage(**json.loads(str(f["lineage"]))),
             states=f["states"] if "states" in f.files else None,
-            images=decode_images(f["images"], f["images_shape"]) if "images" in f.files else None,
+            images=_stored_images(f),
         )
+
+
+def _stored_images(f: np.lib.npyio.NpzFile) -> np.ndarray | None:
+    """An episode's pictures: frame deltas with their shape, or (stores written before the deltas)
+    the uint8 pictures themselves."""
+    if "images" not in f.files:
+        return None
+    if "images_shape" not in f.files:
+        return f["images"]
+    return decode_images(f["images"], f["images_shape"])
 
 
 class EpisodeStore:

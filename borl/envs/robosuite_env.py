@@ -83,7 +83,9 @@ class RobosuiteEnv:
         self.raw = robosuite.make(spec.env_name, seed=_CONSTRUCTION_SEED, **self.env_kwargs)
         self._cameras = FrameRenderer(hidden_groups=(0,), plain=True) if spec.cameras else None
         self.episode_steps = 0
-        self._obs_dict: dict[str, np.ndarray] = {}
+        # robosuite's observation dict; None after a fast step until `observation_dict` asks for it.
+        self._obs_dict: dict[str, np.ndarray] | None = {}
+        self._keys = tuple(_ROBOSUITE_KEY.get(key, key) for key, _ in spec.obs_keys)
         self._done = True
         self._frames = FrameRenderer(hidden_groups=(0,))
         self._fast = None
@@ -111,22 +113,26 @@ class RobosuiteEnv:
         if self._done:
             raise BorlError("step() called on a finished episode; call reset(seed) first")
         action = checked_action(self.spec, action)
-        if self._fast is not None:
-            self._fast.step(action)
-        else:
-            self.raw.step(action)
         # robosuite's step returns observables sampled on a timer that can fire a substep or two early,
         # and after its last substep positions lag the integrated state (no forward pass): together about
         # 1 mm. Recomputing makes each observation (and the success check) a function of the current state,
         # exactly as in robomimic's datasets, which regenerate observations from states.
-        self.raw.sim.forward()
-        self._obs_dict = self.raw._get_observations(force_update=True)
+        if self._fast is not None:
+            self._fast.step(action)
+            self.raw.sim.forward()
+            # Only the observables of the flat keys; robosuite's whole dict when an expert asks for it.
+            observed = self._fast.observe(self._keys)
+            self._obs_dict = None
+        else:
+            self.raw.step(action)
+            self.raw.sim.forward()
+            observed = self._obs_dict = self.raw._get_observations(force_update=True)
         self.episode_steps += 1
         success = self.is_success()
         terminated = success
         truncated = not terminated and self.episode_steps >= self.spec.horizon
         self._done = terminated or truncated
-        return self._flat(self._obs_dict), float(success), terminated, truncated, {"success": success}
+        return self._flat(observed), float(success), terminated, truncated, {"success": success}
 
     def load_model_xml(self, xml: str) -> None:
         """Rebuild the scene from a recorded MJCF (a robosuite demo's model_file; asset paths are remapped
@@ -151,6 +157,8 @@ class RobosuiteEnv:
 
     def observation_dict(self) -> dict[str, np.ndarray]:
         """robosuite's latest per-key observations (all keys, including privileged object poses)."""
+        if self._obs_dict is None:
+            self._obs_dict = self._fast.observation_dict()
         return self._obs_dict
 
     def sim_state(self) -> np.ndarray:
@@ -160,6 +168,7 @@ class RobosuiteEnv:
     def render_state(self, state: np.ndarray, size: int) -> np.ndarray:
         """An RGB frame (size, size, 3) uint8 of a flattened simulator state from robomimic's
         `agentview` camera; the episode in progress, if any, must be reset afterwards."""
+        self.observation_dict()  # the episode's last observation, before the state changes
         self.raw.sim.set_state_from_flattened(np.asarray(state, dtype=np.float64))
         self.raw.sim.forward()
         self._done = True

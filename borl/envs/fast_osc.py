@@ -261,8 +261,10 @@ class FastOSC:
         snapshot = (np.empty_like(data.xpos), np.empty_like(data.xquat))
         return arm, data, arrays, sites, (*indices, arm_index), limits, grip, snapshot
 
-    def step(self, action: np.ndarray) -> None:
-        """Apply one action over all physics substeps (no observation, reward or done)."""
+    def step(self, action: np.ndarray, forwarded: bool = False) -> None:
+        """Apply one action over all physics substeps (no observation, reward or done). forwarded: the
+        simulator has not changed since a full forward pass (`sim.forward()`, which computes all that
+        mj_step1 does, in mj_step1's order), so the first substep's mj_step1 would only repeat it."""
         raw = self.raw
         sim = raw.sim
         model, data = sim.model._model, sim.data._data
@@ -272,7 +274,8 @@ class FastOSC:
             self._bound = self._bind(arm)
         _, _, arrays, sites, indices, limits, grip, snapshot = self._bound
         functions, model_address, data_address = self.functions, model._address, data._address
-        sim.step1()
+        if not forwarded:
+            sim.step1()
         composite.update_state()
         if arm.new_update:  # set_goal's own update(), compiled; robosuite skips it right after a reset
             state = _controller_state(len(indices[1]))

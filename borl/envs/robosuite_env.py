@@ -89,6 +89,7 @@ class RobosuiteEnv:
         self._done = True
         self._frames = FrameRenderer(hidden_groups=(0,))
         self._fast = None
+        self._forwarded = False  # whether the simulator is as the last step's forward pass left it
         if spec.fast_controller:
             from borl.envs.fast_osc import FastOSC  # imports robosuite and numba: only when used
 
@@ -106,6 +107,7 @@ class RobosuiteEnv:
         self._obs_dict = self.raw._get_observations(force_update=True)
         self.episode_steps = 0
         self._done = False
+        self._forwarded = False
         return self._flat(self._obs_dict)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -118,8 +120,11 @@ class RobosuiteEnv:
         # 1 mm. Recomputing makes each observation (and the success check) a function of the current state,
         # exactly as in robomimic's datasets, which regenerate observations from states.
         if self._fast is not None:
-            self._fast.step(action)
+            # After the previous step's forward pass nothing has moved the simulator (pictures render
+            # through MuJoCo's visualiser, which is given the data: their tasks keep mj_step1).
+            self._fast.step(action, forwarded=self._forwarded and self._cameras is None)
             self.raw.sim.forward()
+            self._forwarded = True
             # Only the observables of the flat keys; robosuite's whole dict when an expert asks for it.
             observed = self._fast.observe(self._keys)
             self._obs_dict = None
@@ -139,6 +144,7 @@ class RobosuiteEnv:
         to this robosuite install), so replayed states see the recorded objects' exact sizes."""
         self.raw.reset_from_xml_string(xml)
         self._done = True
+        self._forwarded = False
 
     def set_state(self, state: np.ndarray) -> np.ndarray:
         """Put the simulator in a flattened state (as robomimic's reset_to does) and return its observation.
@@ -149,6 +155,7 @@ class RobosuiteEnv:
         self.raw.sim.forward()
         self._obs_dict = self.raw._get_observations(force_update=True)
         self._done = False
+        self._forwarded = False
         return self._flat(self._obs_dict)
 
     def is_success(self) -> bool:
@@ -172,6 +179,7 @@ class RobosuiteEnv:
         self.raw.sim.set_state_from_flattened(np.asarray(state, dtype=np.float64))
         self.raw.sim.forward()
         self._done = True
+        self._forwarded = False
         return self._frames.render(self.raw.sim.model._model, self.raw.sim.data._data, "agentview", size)
 
     def pictures(self) -> list[np.ndarray]:

@@ -87,3 +87,4 @@ def test_a_demonstration_attempt_is_the_same_episode(pair):
     _assert_equal(reference.states, fast.states)
     _assert_equal(reference.observations, fast.observations)
     _assert_equal(reference.actions, fast.actions)
+    _assert_equal(reference.rewards, fast.rewards)  # 1 at the step of success, on both

@@ -5,7 +5,8 @@ step (the compiled controller, borl/envs/fast_osc.py) against robosuite's, on th
 Each part is timed by wrapping the methods robosuite calls for it on one environment instance, and
 attributed exclusively (a part's time excludes the wrapped calls inside it), so the parts add up to
 the wrapped step; the unwrapped steps are timed first, robosuite's and the fast one alternately
-(best of `rounds` each, so that a neighbour's load hits both alike), for the headline rates.
+(best of `rounds` each, so that a neighbour's load hits both alike), for the headline rates. The
+fast step's parts (`fast_*`) are timed the same way on its own environment.
 """
 
 from __future__ import annotations
@@ -30,10 +31,18 @@ PARTS: dict[str, tuple[tuple[str, str], ...]] = {
     "observables": (("env", "_update_observables"), ("env", "_get_observations")),
     "reward_and_checks": (("env", "_post_action"), ("env", "_check_success")),
 }
+# The same for borl's fast step (borl/envs/fast_osc.py, "fast" its FastOSC): what runs around the
+# compiled kernel; the rest is the kernel, robosuite's `set_goal` and the glue.
+FAST_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "fast_first_step1": (("sim", "step1"),),
+    "fast_forward": (("sim", "forward"),),
+    "fast_observables": (("fast", "observe"), ("fast", "_advance_observables"), ("fast", "_resample")),
+    "fast_checks": (("env", "_check_success"),),
+}
 
 
-def _instrument(raw: Any, totals: dict[str, float]) -> None:
-    """Wrap the PARTS methods on this instance; each adds its exclusive time to totals[part]."""
+def _instrument(owners: dict[str, Any], parts: dict, totals: dict[str, float]) -> None:
+    """Wrap the parts' methods on these instances; each adds its exclusive time to totals[part]."""
     stack: list[float] = []  # the time spent in wrapped calls nested inside each open call
 
     def wrap(owner: Any, name: str, part: str) -> None:
@@ -53,8 +62,7 @@ def _instrument(raw: Any, totals: dict[str, float]) -> None:
 
         setattr(owner, name, timed)
 
-    owners = {"env": raw, "sim": raw.sim}
-    for part, methods in PARTS.items():
+    for part, methods in parts.items():
         for owner, name in methods:
             wrap(owners[owner], name, part)
 
@@ -89,8 +97,12 @@ def step_breakdown(task_name: str, steps: int = 400, seed: int = 0, rounds: int 
             plain = min(plain, _steps_seconds(env, actions, seed))
             fast = min(fast, _steps_seconds(fast_env, actions, seed))
         totals: dict[str, float] = defaultdict(float)
-        _instrument(raw, totals)
+        _instrument({"env": raw, "sim": raw.sim}, PARTS, totals)
         wrapped = _steps_seconds(env, actions, seed)
+        fast_totals: dict[str, float] = defaultdict(float)
+        fast_owners = {"env": fast_env.raw, "sim": fast_env.raw.sim, "fast": fast_env._fast}
+        _instrument(fast_owners, FAST_PARTS, fast_totals)
+        fast_wrapped = _steps_seconds(fast_env, actions, seed)
         substeps = int(round(raw.control_timestep / raw.model_timestep))
         model, data = raw.sim.model._model, mujoco.MjData(raw.sim.model._model)
         mujoco.mj_resetData(model, data)
@@ -104,6 +116,8 @@ def step_breakdown(task_name: str, steps: int = 400, seed: int = 0, rounds: int 
         fast_env.close()
     parts = {part: 1e3 * totals[part] / steps for part in PARTS}
     parts["python_glue"] = 1e3 * wrapped / steps - sum(parts.values())
+    fast_parts = {part: 1e3 * fast_totals[part] / steps for part in FAST_PARTS}
+    fast_parts["fast_kernel_and_glue"] = 1e3 * fast_wrapped / steps - sum(fast_parts.values())
     return {
         "task": task_name,
         "steps": steps,
@@ -116,4 +130,6 @@ def step_breakdown(task_name: str, steps: int = 400, seed: int = 0, rounds: int 
         "wrapped_step_ms": 1e3 * wrapped / steps,
         **{f"{part}_ms": value for part, value in parts.items()},
         "raw_mj_step_ms": 1e3 * raw_physics / steps,
+        "fast_wrapped_step_ms": 1e3 * fast_wrapped / steps,
+        **{f"{part}_ms": value for part, value in fast_parts.items()},
     }

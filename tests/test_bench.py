@@ -108,6 +108,16 @@ def test_sim_breakdown_parts_add_up_to_the_step():
     assert result["robosuite_steps_per_s"] == pytest.approx(1e3 / result["step_ms"])
 
 
+def test_sim_breakdown_of_the_fast_step_adds_up_too():
+    from borl.bench_sim import FAST_PARTS, step_breakdown
+
+    result = step_breakdown("can", steps=30)
+    parts = [result[f"{part}_ms"] for part in FAST_PARTS]
+    assert result["fast_forward_ms"] > 0 and result["fast_observables_ms"] > 0
+    assert result["fast_kernel_and_glue_ms"] > result["fast_observables_ms"]  # 25 substeps of physics
+    assert sum(parts) + result["fast_kernel_and_glue_ms"] == pytest.approx(result["fast_wrapped_step_ms"])
+
+
 def test_bench_sim_json_puts_robosuites_step_beside_the_fast_one(capsys):
     result = bench_json(capsys, "sim", "lift", "--steps", "20")
     assert {"robosuite_steps_per_s", "fast_steps_per_s", "speedup", "step_ms", "fast_step_ms"} <= set(result)

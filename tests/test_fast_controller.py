@@ -40,24 +40,42 @@ def test_fast_controller_is_on_for_every_robosuite_task():
     assert not get_task("pen").spec.fast_controller
 
 
-def test_random_actions_give_robosuites_states_and_observations(pair):
+def _timers(env) -> list[tuple]:
+    """Every observable's sampling timer: they decide when robosuite samples mid-step (Can's and
+    Square's object poses), so a later observation depends on them."""
+    return [
+        (o.name, o._time_since_last_sample, o._sampled, o._current_delay)
+        for o in env.raw._observables.values()
+    ]
+
+
+def test_random_actions_give_robosuites_states_observations_and_rewards(pair):
+    """The fast step samples only the flat keys' observables and builds robosuite's dict when asked:
+    the dict is asked for at some steps only, and equals robosuite's there and at the end."""
     task, envs = pair
     actions = np.random.default_rng(7).uniform(-1, 1, size=(40, task.spec.act_dim))
     runs = []
     for env in envs:
-        observations, states = [env.reset(11)], [env.sim_state()]
-        for action in actions:
-            obs, _, terminated, truncated, _ = env.step(action)
+        observations, states, outcomes, dicts = [env.reset(11)], [env.sim_state()], [], []
+        for step, action in enumerate(actions):
+            obs, reward, terminated, truncated, info = env.step(action)
             observations.append(obs)
             states.append(env.sim_state())
+            outcomes.append((reward, terminated, truncated, info["success"]))
+            if step % 7 == 3:
+                dicts.append(env.observation_dict())
             if terminated or truncated:
                 break
-        runs.append((np.array(observations), np.array(states), env.observation_dict()))
-    (obs_a, states_a, dict_a), (obs_b, states_b, dict_b) = runs
+        dicts.append(env.observation_dict())
+        runs.append((np.array(observations), np.array(states), outcomes, dicts, _timers(env)))
+    (obs_a, states_a, outcomes_a, dicts_a, timers_a), (obs_b, states_b, outcomes_b, dicts_b, timers_b) = runs
     _assert_equal(states_a, states_b)
     _assert_equal(obs_a, obs_b)
-    assert dict_a.keys() == dict_b.keys()
-    assert all(np.array_equal(dict_a[key], dict_b[key]) for key in dict_a), "robosuite's observation dict"
+    assert outcomes_a == outcomes_b
+    assert timers_a == timers_b
+    for dict_a, dict_b in zip(dicts_a, dicts_b, strict=True):
+        assert dict_a.keys() == dict_b.keys()
+        assert all(np.array_equal(dict_a[key], dict_b[key]) for key in dict_a), "robosuite's observation dict"
 
 
 def test_a_demonstration_attempt_is_the_same_episode(pair):
@@ -69,3 +87,4 @@ def test_a_demonstration_attempt_is_the_same_episode(pair):
     _assert_equal(reference.states, fast.states)
     _assert_equal(reference.observations, fast.observations)
     _assert_equal(reference.actions, fast.actions)
+    _assert_equal(reference.rewards, fast.rewards)  # 1 at the step of success, on both

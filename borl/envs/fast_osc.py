@@ -11,7 +11,8 @@ robosuite's in robosuite's order (down to the mass matrix's memory order, which 
 so states are equal bit for bit. What the fast step skips: robosuite's per-substep observable sampling
 (its timers are advanced, and the object poses that Can's and Square's relative sensors read from
 the mid-step sample are taken at that substep), its reward, and the robot's proprioceptive history
-buffers; borl recomputes observations from the simulator after the step.
+buffers; borl recomputes observations from the simulator after the step, where `observe` samples only
+the observables its flat keys need (robosuite's whole dict is built when an expert asks for it).
 """
 
 from __future__ import annotations
@@ -234,6 +235,8 @@ class FastOSC:
         self.substeps = int(round(raw.control_timestep / raw.model_timestep))
         self.functions = mujoco_function_addresses()
         self._stale_names: dict[tuple[str, ...], frozenset[str]] = {}
+        self._plans: dict[tuple, tuple[list[Any], dict[str, tuple[str, ...] | None]]] = {}
+        self._replaced: dict[str, Any] = {}  # the cache entries the last `observe` replaced
         self._bound: tuple | None = None
 
     def _bind(self, arm: Any) -> tuple:
@@ -258,8 +261,10 @@ class FastOSC:
         snapshot = (np.empty_like(data.xpos), np.empty_like(data.xquat))
         return arm, data, arrays, sites, (*indices, arm_index), limits, grip, snapshot
 
-    def step(self, action: np.ndarray) -> None:
-        """Apply one action over all physics substeps (no observation, reward or done)."""
+    def step(self, action: np.ndarray, forwarded: bool = False) -> None:
+        """Apply one action over all physics substeps (no observation, reward or done). forwarded: the
+        simulator has not changed since a full forward pass (`sim.forward()`, which computes all that
+        mj_step1 does, in mj_step1's order), so the first substep's mj_step1 would only repeat it."""
         raw = self.raw
         sim = raw.sim
         model, data = sim.model._model, sim.data._data
@@ -269,7 +274,8 @@ class FastOSC:
             self._bound = self._bind(arm)
         _, _, arrays, sites, indices, limits, grip, snapshot = self._bound
         functions, model_address, data_address = self.functions, model._address, data._address
-        sim.step1()
+        if not forwarded:
+            sim.step1()
         composite.update_state()
         if arm.new_update:  # set_goal's own update(), compiled; robosuite skips it right after a reset
             state = _controller_state(len(indices[1]))
@@ -315,6 +321,68 @@ class FastOSC:
         raw.cur_time += raw.control_timestep
         if stale:
             self._resample(stale, *snapshot)
+
+    def observe(self, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """robosuite's `_get_observations(force_update=True)` restricted to keys (observable names, or a
+        modality's "-state" concatenation such as "object-state"), in the current state: only the
+        observables those keys need are sampled, with robosuite's own sensors in robosuite's order, so
+        their values and the observation cache are robosuite's; every enabled observable's timer advances
+        as that forced update would advance it. `observation_dict` then gives the whole dict."""
+        raw = self.raw
+        enabled = [observable for observable in raw._observables.values() if observable._enabled]
+        signature = (keys, tuple((observable.name, observable._active) for observable in enabled))
+        if signature not in self._plans:
+            self._plans[signature] = _observation_plan(keys, enabled, raw.robots[0].robot_model.naming_prefix)
+        sampled, states = self._plans[signature]
+        cache = raw._obs_cache
+        self._replaced = {observable.name: cache.get(observable.name) for observable in sampled}
+        for observable in sampled:  # Observable.update(force=True)'s sampling
+            value = np.array(observable._filter(observable._corrupter(observable._sensor(cache))))
+            observable._current_observed_value = value[0] if value.shape == (1,) else value
+            cache[observable.name] = np.array(observable._current_observed_value)
+        timers: dict[tuple, tuple] = {}
+        for observable in enabled:
+            key = (
+                observable._time_since_last_sample,
+                observable._sampled,
+                observable._current_delay,
+                observable._sampling_timestep,
+            )
+            if key not in timers:
+                timers[key] = _forced_timer(*key, raw.model_timestep, observable._delayer)
+            observable._time_since_last_sample, observable._sampled, observable._current_delay = timers[key]
+        values = {}
+        for key, members in states.items():
+            if members is None:
+                values[key] = raw._observables[key]._current_observed_value
+            else:  # _get_observations' modality concatenation
+                values[key] = np.concatenate(
+                    [np.array(_as_array(raw._observables[name]._current_observed_value)) for name in members],
+                    axis=-1,
+                )
+        return values
+
+    def observation_dict(self) -> dict[str, np.ndarray]:
+        """robosuite's whole `_get_observations(force_update=True)` dict in the current state, after
+        `observe`: from the observation cache as `observe` found it (an object's relative pose reads the
+        object's mid-step pose there), and with the timers that forced update advances put back, since
+        `observe` advanced them."""
+        cache = self.raw._obs_cache
+        for name, value in self._replaced.items():
+            if value is None:
+                cache.pop(name, None)
+            else:
+                cache[name] = value
+        timers = [
+            (observable, observable._time_since_last_sample, observable._sampled, observable._current_delay)
+            for observable in self.raw._observables.values()
+        ]
+        try:
+            return self.raw._get_observations(force_update=True)
+        finally:
+            for observable, time_since, sampled, delay in timers:
+                observable._time_since_last_sample, observable._sampled = time_since, sampled
+                observable._current_delay = delay
 
     def _advance_observables(self) -> tuple[list[Any], int]:
         """Advance robosuite's observable timers over this action's substeps as its per-substep
@@ -375,6 +443,50 @@ def _stale_reads(names: tuple[str, ...]) -> frozenset[str]:
         if base in relative_seen and name in (f"{base}_pos", f"{base}_quat"):
             stale.add(name)
     return frozenset(stale)
+
+
+def _observation_plan(
+    keys: tuple[str, ...], enabled: list[Any], prefix: str
+) -> tuple[list[Any], dict[str, tuple[str, ...] | None]]:
+    """Which enabled observables `observe` samples for keys, in robosuite's order, and what each key
+    is: an observable (None) or the active observables its modality concatenates. A modality's
+    observables are all sampled, inactive ones too (Can's `world_pose_in_gripper` feeds its relative
+    poses through the cache), and so are the end effector's pose observables, which robosuite's object
+    sensors read from the cache."""
+    names = {observable.name for observable in enabled}
+    states: dict[str, tuple[str, ...] | None] = {}
+    wanted = {f"{prefix}eef_pos", f"{prefix}eef_quat"} & names
+    modalities = set()
+    for key in keys:
+        if key in names:
+            states[key] = None
+            wanted.add(key)
+        elif key.endswith("-state"):
+            modality = key.removesuffix("-state")
+            modalities.add(modality)
+            states[key] = tuple(o.name for o in enabled if o.modality == modality and o._active)
+        else:
+            raise BorlError(f"the fast controller cannot observe '{key}': no enabled observable of that name")
+    sampled = [o for o in enabled if o.name in wanted or o.modality in modalities]
+    return sampled, states
+
+
+def _as_array(value: Any) -> Any:
+    """A scalar as a one-element list, as `_get_observations` wraps it before concatenating."""
+    return [value] if type(value) in {int, float} or not value.shape else value
+
+
+def _forced_timer(
+    time_since: float, sampled: bool, delay: float, period: float, dt: float, delayer: Any
+) -> tuple[float, bool, float]:
+    """robosuite's `Observable.update(force=True)` timer: the new (time since last sample, sampled,
+    delay)."""
+    time_since += dt
+    sampled, delay = True, delayer()
+    if time_since >= period:
+        time_since %= period
+        sampled = False
+    return time_since, sampled, delay
 
 
 def _advance_timer(

@@ -83,10 +83,13 @@ class RobosuiteEnv:
         self.raw = robosuite.make(spec.env_name, seed=_CONSTRUCTION_SEED, **self.env_kwargs)
         self._cameras = FrameRenderer(hidden_groups=(0,), plain=True) if spec.cameras else None
         self.episode_steps = 0
-        self._obs_dict: dict[str, np.ndarray] = {}
+        # robosuite's observation dict; None after a fast step until `observation_dict` asks for it.
+        self._obs_dict: dict[str, np.ndarray] | None = {}
+        self._keys = tuple(_ROBOSUITE_KEY.get(key, key) for key, _ in spec.obs_keys)
         self._done = True
         self._frames = FrameRenderer(hidden_groups=(0,))
         self._fast = None
+        self._forwarded = False  # whether the simulator is as the last step's forward pass left it
         if spec.fast_controller:
             from borl.envs.fast_osc import FastOSC  # imports robosuite and numba: only when used
 
@@ -104,6 +107,7 @@ class RobosuiteEnv:
         self._obs_dict = self.raw._get_observations(force_update=True)
         self.episode_steps = 0
         self._done = False
+        self._forwarded = False
         return self._flat(self._obs_dict)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -111,28 +115,36 @@ class RobosuiteEnv:
         if self._done:
             raise BorlError("step() called on a finished episode; call reset(seed) first")
         action = checked_action(self.spec, action)
-        if self._fast is not None:
-            self._fast.step(action)
-        else:
-            self.raw.step(action)
         # robosuite's step returns observables sampled on a timer that can fire a substep or two early,
         # and after its last substep positions lag the integrated state (no forward pass): together about
         # 1 mm. Recomputing makes each observation (and the success check) a function of the current state,
         # exactly as in robomimic's datasets, which regenerate observations from states.
-        self.raw.sim.forward()
-        self._obs_dict = self.raw._get_observations(force_update=True)
+        if self._fast is not None:
+            # After the previous step's forward pass nothing has moved the simulator (pictures render
+            # through MuJoCo's visualiser, which is given the data: their tasks keep mj_step1).
+            self._fast.step(action, forwarded=self._forwarded and self._cameras is None)
+            self.raw.sim.forward()
+            self._forwarded = True
+            # Only the observables of the flat keys; robosuite's whole dict when an expert asks for it.
+            observed = self._fast.observe(self._keys)
+            self._obs_dict = None
+        else:
+            self.raw.step(action)
+            self.raw.sim.forward()
+            observed = self._obs_dict = self.raw._get_observations(force_update=True)
         self.episode_steps += 1
         success = self.is_success()
         terminated = success
         truncated = not terminated and self.episode_steps >= self.spec.horizon
         self._done = terminated or truncated
-        return self._flat(self._obs_dict), float(success), terminated, truncated, {"success": success}
+        return self._flat(observed), float(success), terminated, truncated, {"success": success}
 
     def load_model_xml(self, xml: str) -> None:
         """Rebuild the scene from a recorded MJCF (a robosuite demo's model_file; asset paths are remapped
         to this robosuite install), so replayed states see the recorded objects' exact sizes."""
         self.raw.reset_from_xml_string(xml)
         self._done = True
+        self._forwarded = False
 
     def set_state(self, state: np.ndarray) -> np.ndarray:
         """Put the simulator in a flattened state (as robomimic's reset_to does) and return its observation.
@@ -143,6 +155,7 @@ class RobosuiteEnv:
         self.raw.sim.forward()
         self._obs_dict = self.raw._get_observations(force_update=True)
         self._done = False
+        self._forwarded = False
         return self._flat(self._obs_dict)
 
     def is_success(self) -> bool:
@@ -151,6 +164,8 @@ class RobosuiteEnv:
 
     def observation_dict(self) -> dict[str, np.ndarray]:
         """robosuite's latest per-key observations (all keys, including privileged object poses)."""
+        if self._obs_dict is None:
+            self._obs_dict = self._fast.observation_dict()
         return self._obs_dict
 
     def sim_state(self) -> np.ndarray:
@@ -160,9 +175,11 @@ class RobosuiteEnv:
     def render_state(self, state: np.ndarray, size: int) -> np.ndarray:
         """An RGB frame (size, size, 3) uint8 of a flattened simulator state from robomimic's
         `agentview` camera; the episode in progress, if any, must be reset afterwards."""
+        self.observation_dict()  # the episode's last observation, before the state changes
         self.raw.sim.set_state_from_flattened(np.asarray(state, dtype=np.float64))
         self.raw.sim.forward()
         self._done = True
+        self._forwarded = False
         return self._frames.render(self.raw.sim.model._model, self.raw.sim.data._data, "agentview", size)
 
     def pictures(self) -> list[np.ndarray]:

@@ -342,12 +342,7 @@ class FastOSC:
             cache[observable.name] = np.array(observable._current_observed_value)
         timers: dict[tuple, tuple] = {}
         for observable in enabled:
-            key = (
-                observable._time_since_last_sample,
-                observable._sampled,
-                observable._current_delay,
-                observable._sampling_timestep,
-            )
+            key = _timer_state(observable)
             if key not in timers:
                 timers[key] = _forced_timer(*key, raw.model_timestep, observable._delayer)
             observable._time_since_last_sample, observable._sampled, observable._current_delay = timers[key]
@@ -398,12 +393,7 @@ class FastOSC:
         timers: dict[tuple, tuple] = {}
         stale, stale_hits = [], set()
         for observable in enabled:
-            key = (
-                observable._time_since_last_sample,
-                observable._sampled,
-                observable._current_delay,
-                observable._sampling_timestep,
-            )
+            key = _timer_state(observable)
             if key not in timers:
                 timers[key] = _advance_timer(*key, raw.model_timestep, self.substeps, observable._delayer)
             time_since, sampled, delay, hits = timers[key]
@@ -532,3 +522,14 @@ def check_supported(raw: Any) -> None:
     )
     if settings != ("OSC_POSE", "fixed", "delta", "base", True, None, None, True):
         raise BorlError(f"the fast controller supports robosuite's default OSC_POSE only, got {settings}")
+
+
+def _timer_state(observable: Any) -> tuple:
+    """What an observable's sampling timer advances from: time since its last sample, whether it has
+    sampled, its current delay and its sampling period (robosuite's Observable fields)."""
+    return (
+        observable._time_since_last_sample,
+        observable._sampled,
+        observable._current_delay,
+        observable._sampling_timestep,
+    )

@@ -339,7 +339,7 @@ def _study_report(directory: Path, grid) -> None:
     """Write the study's summary tables and figures, and print each method's first and last iteration."""
     from borl import study as studies
 
-    _, table = studies.summarize(directory, grid)
+    _, table, paired = studies.summarize(directory, grid)
     paths = studies.draw(directory, grid, table)
     summary = Table(title=f"{directory}: evaluation success over seeds (mean ± s.e., bootstrap 95% CI)")
     for column in ("task", "preset", "M", "OU σ", "seeds", "iteration 0", "final", "final 95% CI"):
@@ -360,8 +360,42 @@ def _study_report(directory: Path, grid) -> None:
             f"{last['ci_low']:.0%}-{last['ci_high']:.0%}",
         )
     console.print(summary)
-    console.print(f"summary: {directory / 'summary.csv'}, {directory / 'summary_by_method.csv'}")
+    _paired_report(paired)
+    console.print(
+        f"summary: {directory / 'summary.csv'}, {directory / 'summary_by_method.csv'}, "
+        f"{directory / 'summary_paired.csv'}"
+    )
     console.print(f"figures: {len(paths)} in {directory / 'figures'}")
+
+
+def _paired_report(paired: list[dict]) -> None:
+    """Print the last iteration's paired differences over seeds (DIR/summary_paired.csv has them all)."""
+    from borl.study_paired import DEPLOYED_VS_ALONE
+
+    pooled = [r for r in paired if r["seed"] == "all"]
+    last = max((r["iteration"] for r in pooled), default=None)
+    rows = [r for r in pooled if r["iteration"] == last or r["comparison"] != DEPLOYED_VS_ALONE]
+    if not rows:
+        return
+    table = Table(title="paired on the same start states, over seeds (points ± s.e. from the episodes)")
+    for column in ("task", "M", "OU σ", "comparison", "points", "pairs", "s.e. over seeds"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        side = f"{row['preset']} iter {row['iteration']}"
+        versus = f"{row['versus']} iter {row['versus_iteration']}"
+        if row["comparison"] == DEPLOYED_VS_ALONE:
+            side, versus = f"{side} deployed", "its policy alone"
+        seeds = "–" if math.isnan(row["stderr_seeds"]) else f"{row['stderr_seeds'] * 100:.1f}"
+        table.add_row(
+            row["task"],
+            str(row["rollouts"]),
+            f"{row['ou_sigma']:g}",
+            f"{side} − {versus}",
+            f"{row['difference'] * 100:+.1f} ± {row['stderr'] * 100:.1f}",
+            str(row["episodes"]),
+            seeds,
+        )
+    console.print(table)
 
 
 def plot(args: argparse.Namespace) -> int:

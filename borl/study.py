@@ -9,6 +9,8 @@ A study directory:
     DIR/logs/<task>_<preset>_M<m>_ou<x>_seed<s>.log  each run's output, appended on every attempt
     DIR/summary.csv                                 one row per run and iteration
     DIR/summary_by_method.csv                       over seeds: mean, s.e., bootstrap 95% interval
+    DIR/summary_paired.csv                          differences on the same start states, paired
+                                                    s.e. (borl/study_paired.py)
     DIR/figures/*.png                               Figures 3-8 of the paper, as far as the grid allows
 
 Each grid point runs in its own `python -m borl run|resume` process, so a crash in one run leaves the
@@ -39,6 +41,7 @@ from borl.config import PRESETS, RunConfig, build_config, parse_assignments, sav
 from borl.errors import BorlError, one_line
 from borl.eval.stats import bootstrap_ci, mean_and_stderr
 from borl.files import atomic_path, ensure_writable_directory, write_atomic
+from borl.study_paired import PAIRED_COLUMNS, paired_rows
 
 if TYPE_CHECKING:
     from borl.study_ray import RayProcess
@@ -508,13 +511,15 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> No
         writer.writerows(rows)
 
 
-def summarize(directory: Path, grid: StudyGrid) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Write DIR/summary.csv and DIR/summary_by_method.csv; returns their rows."""
+def summarize(directory: Path, grid: StudyGrid) -> tuple[list[dict[str, Any]], ...]:
+    """Write DIR/summary.csv, DIR/summary_by_method.csv and DIR/summary_paired.csv; returns their rows."""
     rows = summary_rows(directory, grid)
     table = aggregate(rows)
+    paired = paired_rows(directory, grid.points(), grid.iterations)
     _write_csv(directory / "summary.csv", SUMMARY_COLUMNS, rows)
     _write_csv(directory / "summary_by_method.csv", BY_METHOD_COLUMNS, table)
-    return rows, table
+    _write_csv(directory / "summary_paired.csv", PAIRED_COLUMNS, paired)
+    return rows, table, paired
 
 
 def visitation(directory: Path, grid: StudyGrid, task: str) -> tuple[dict[str, np.ndarray], str]:

@@ -94,7 +94,7 @@ def _grid(**changes) -> studies.StudyGrid:
 
 def _draw(directory: Path, grid: studies.StudyGrid) -> tuple[set[str], list[str]]:
     notes: list[str] = []
-    _, table = studies.summarize(directory, grid)
+    _, table, _ = studies.summarize(directory, grid)
     paths = studies.draw(directory, grid, table, note=notes.append)
     assert all(p.stat().st_size > 1000 for p in paths)
     return {p.name for p in paths}, notes

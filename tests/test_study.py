@@ -7,12 +7,16 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from borl import study as studies
 from borl.cli import main
+from borl.data.episode import Episode, Lineage
+from borl.data.store import EpisodeStore
 from borl.eval.stats import bootstrap_ci, mean_and_stderr, paired_difference
 from borl.run_directory import METRIC_COLUMNS
+from borl.study_paired import DEPLOYED_VS_ALONE, LAST_VS_FIRST, PAIRED_COLUMNS, PRESET_VS_PRESET
 
 
 def _error_line(capsys) -> str:
@@ -106,7 +110,7 @@ def test_summary_tables(tmp_path):
     rates = {("recipe", 0): [0.2, 0.6], ("recipe", 1): [0.4, 0.8], ("il", 0): [0.5]}  # il seed 1: not run
     for (preset, seed), values in rates.items():
         _write_metrics(tmp_path / studies.Point("lift", preset, 4, 0.0, seed).relative, values)
-    rows, table = studies.summarize(tmp_path, grid)
+    rows, table, paired = studies.summarize(tmp_path, grid)
 
     with open(tmp_path / "summary.csv") as f:
         reader = csv.DictReader(f)
@@ -128,6 +132,60 @@ def test_summary_tables(tmp_path):
     assert final["ci_low"] < 0.7 < final["ci_high"]
     il = next(r for r in table if r["preset"] == "il")
     assert il["seeds"] == 1 and math.isnan(il["stderr"])
+
+
+def _write_evals(run: Path, iteration: int, source: str, successes: list[int]) -> None:
+    """Evaluation episodes as a run stores them, and the iteration's done mark."""
+    store = EpisodeStore(run / "eval")
+    for index, success in enumerate(successes):
+        lineage = Lineage(source, iteration, index, checkpoint=f"iter_{iteration}", seed=index)
+        store.append(
+            Episode(np.zeros((2, 3)), np.zeros((1, 2)), np.zeros(1), bool(success), bool(success), lineage)
+        )
+    (run / "metrics").mkdir(parents=True, exist_ok=True)
+    (run / "metrics" / f"iter_{iteration:03d}.json").write_text("{}")
+
+
+def test_paired_comparisons_pair_episodes_on_the_same_starts(tmp_path):
+    grid = _grid(algos=("recipe", "filtered-il"))
+    studies.open_study(tmp_path, grid)
+    recipe = [tmp_path / studies.Point("lift", "recipe", 4, 0.0, seed).relative for seed in (0, 1)]
+    filtered = tmp_path / studies.Point("lift", "filtered-il", 4, 0.0, 0).relative
+    _write_evals(recipe[0], 0, "eval", [0, 0, 1, 1])
+    _write_evals(recipe[0], 1, "eval", [1, 1, 1, 0])  # start 3 lost, starts 0 and 1 gained
+    _write_evals(recipe[0], 1, "plain", [0, 1, 1, 0, 1, 1])  # a longer evaluation: 4 pairs
+    _write_evals(recipe[1], 0, "eval", [0, 0])
+    _write_evals(recipe[1], 1, "eval", [0, 0])
+    _write_evals(filtered, 0, "eval", [1, 0, 1, 1])
+    _write_evals(filtered, 1, "eval", [0, 1, 0, 0])
+
+    _, _, paired = studies.summarize(tmp_path, grid)
+    with open(tmp_path / "summary_paired.csv") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == PAIRED_COLUMNS
+        assert len(list(reader)) == len(paired)
+
+    def find(comparison, seed, preset="recipe", iteration=1):
+        key = (comparison, seed, preset, iteration)
+        [row] = [r for r in paired if (r["comparison"], r["seed"], r["preset"], r["iteration"]) == key]
+        return row
+
+    gain = find(LAST_VS_FIRST, 0)
+    assert (gain["episodes"], gain["versus"], gain["versus_iteration"]) == (4, "recipe", 0)
+    assert gain["difference"] == pytest.approx(0.25)
+    assert gain["stderr"] == pytest.approx(paired_difference([0, 0, 1, 1], [1, 1, 1, 0])[1])
+    alone = find(DEPLOYED_VS_ALONE, 0)
+    assert alone["episodes"] == 4 and alone["difference"] == pytest.approx(0.25)
+    versus = find(PRESET_VS_PRESET, 0)
+    assert (versus["versus"], versus["difference"]) == ("filtered-il", pytest.approx(0.5))
+    # Pooled over the seeds that have it: seed 1 gained nothing.
+    pooled = find(LAST_VS_FIRST, "all")
+    assert pooled["episodes"] == 6 and pooled["difference"] == pytest.approx(0.125)
+    assert pooled["stderr"] == pytest.approx(math.hypot(gain["stderr"], 0.0) / 2)
+    assert pooled["stderr_seeds"] == pytest.approx(0.125)
+    assert math.isnan(find(PRESET_VS_PRESET, "all")["stderr_seeds"])  # filtered IL's seed 1 never ran
+    # Iteration 0 had no "plain" evaluation: no pair for it.
+    assert not [r for r in paired if r["comparison"] == DEPLOYED_VS_ALONE and r["iteration"] == 0]
 
 
 def test_grid_layout_and_run_arguments(tmp_path):
@@ -236,6 +294,10 @@ def test_quick_study_runs_summarises_draws_and_resumes_at_once(tmp_path, capsys)
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["preset"], r["iteration"]) for r in rows] == [("recipe", "0"), ("recipe", "1")]
+    with open(out / "summary_paired.csv") as f:
+        comparisons = {(r["comparison"], r["seed"]) for r in csv.DictReader(f)}
+    assert {(LAST_VS_FIRST, "0"), (LAST_VS_FIRST, "all"), (DEPLOYED_VS_ALONE, "all")} <= comparisons
+    assert "paired on the same start states" in printed
     assert (out / "figures" / "fig3_success_vs_iteration_lift.png").stat().st_size > 0
     visitation = out / "figures" / "fig4_visitation_xz_lift.png"
     assert visitation.exists() or f"skipped {visitation.name}" in printed

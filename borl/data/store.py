@@ -116,6 +116,14 @@ class EpisodeStore:
         """Indices of the episodes already stored for one batch (what a resumed collection skips)."""
         return {int(p.stem.rsplit("_", 1)[1]) for p in self.paths(iteration, source)}
 
+    def outcomes(self, iteration: int, source: str) -> dict[int, bool]:
+        """Each stored episode's success by index, reading only that field of each file."""
+        outcomes = {}
+        for path in self.paths(iteration, source):
+            with np.load(path, allow_pickle=False) as f:
+                outcomes[int(path.stem.rsplit("_", 1)[1])] = bool(f["success"])
+        return outcomes
+
     def load(self, iteration: int | None = None, source: str | None = None) -> list[Episode]:
         return list(self.iter_episodes(iteration, source))
 

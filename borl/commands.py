@@ -231,7 +231,13 @@ def _eval_outcomes(
     run, config, iteration: int, modes: dict[str, bool], episodes: int, seed: int, keep: int = 0
 ) -> tuple[dict, dict]:
     """Each mode's successes (extract or not) on the same `episodes` start states drawn by `seed`,
-    and each mode's first `keep` episodes."""
+    and each mode's first `keep` episodes.
+
+    The agent acts on the run's `train.threads` torch threads, as in the run's own evaluation (one
+    worker collects in this process): torch's default of every core ran 10x slower beside other work.
+    """
+    import torch
+
     from borl.data.episode import Lineage
     from borl.rollout.collector import Collector, EpisodeJob, episode_seed
     from borl.run_directory import checkpoint_name
@@ -239,6 +245,7 @@ def _eval_outcomes(
     seeds = [episode_seed(seed, "eval", 0, i) for i in range(episodes)]
     outcomes: dict[str, list[bool]] = {}
     kept: dict[str, list] = {}
+    torch.set_num_threads(config.train.threads)
     with Collector(config) as collector:
         for mode, extract in modes.items():
             jobs = [

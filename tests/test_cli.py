@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from borl.cli import main
 from borl.data.store import EpisodeStore
@@ -76,6 +77,19 @@ def test_eval_a_checkpoint_with_other_extraction(tmp_path, demo_file, capsys):
     assert "(policy alone)" in capsys.readouterr().out
     assert main(["eval", str(out), "--set", "policy.width=8"]) != 0
     assert "only extraction" in _error_line(capsys)
+
+
+def test_eval_acts_on_the_runs_torch_threads(tmp_path, demo_file, capsys):
+    out = tmp_path / "run"
+    args = ["run", "lift", *QUICK, "--dataset", str(demo_file), "--iterations", "0", "--out", str(out)]
+    assert main([*args, "--set", "train.threads=1"]) == 0
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["eval", str(out), "--episodes", "1", "--json"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def _wait_for(predicate, process: subprocess.Popen, timeout: float = 240.0) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from borl.data.store import EpisodeStore
 from borl.eval.stats import mean_and_stderr, paired_difference
+from borl.run_directory import checkpoint_name
 
 
 class Point(Protocol):
@@ -72,7 +73,7 @@ class _Outcomes:
         key = (point.relative, iteration, source)
         if key not in self._read:
             run = self.directory / point.relative
-            done = (run / "metrics" / f"iter_{iteration:03d}.json").exists()
+            done = (run / "metrics" / f"{checkpoint_name(iteration)}.json").exists()
             self._read[key] = EpisodeStore(run / "eval").outcomes(iteration, source) if done else {}
         return self._read[key]
 

@@ -42,6 +42,7 @@ from borl.errors import BorlError, one_line
 from borl.eval.stats import bootstrap_ci, mean_and_stderr
 from borl.files import atomic_path, ensure_writable_directory, write_atomic
 from borl.study_paired import PAIRED_COLUMNS, paired_rows
+from borl.study_point import Point
 
 if TYPE_CHECKING:
     from borl.study_ray import RayProcess
@@ -93,34 +94,6 @@ _GRID_KEYS = {
 }
 
 BOOTSTRAP_SEED = 0
-
-
-@dataclass(frozen=True)
-class Point:
-    """One run of the grid."""
-
-    task: str
-    preset: str
-    rollouts: int
-    ou_sigma: float
-    seed: int
-
-    @property
-    def setting(self) -> str:
-        return f"M{self.rollouts}_ou{self.ou_sigma:g}"
-
-    @property
-    def relative(self) -> Path:
-        """The run directory, relative to the study directory."""
-        return Path("runs") / self.task / self.preset / self.setting / f"seed{self.seed}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.task}/{self.preset}/{self.setting}/seed{self.seed}"
-
-    @property
-    def log_name(self) -> str:
-        return f"{self.task}_{self.preset}_{self.setting}_seed{self.seed}"
 
 
 @dataclass(frozen=True)

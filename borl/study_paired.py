@@ -21,25 +21,12 @@ import math
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from borl.data.store import EpisodeStore
 from borl.eval.stats import mean_and_stderr, paired_difference
 from borl.run_directory import checkpoint_name
-
-
-class Point(Protocol):
-    """A grid point, a dataclass as borl.study makes it (this module does not import the study's runner)."""
-
-    task: str
-    preset: str
-    rollouts: int
-    ou_sigma: float
-    seed: int
-
-    @property
-    def relative(self) -> Path: ...
-
+from borl.study_point import Point
 
 PAIRED_COLUMNS = [
     "task",

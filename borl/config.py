@@ -38,6 +38,11 @@ class TrainConfig:
     critic_steps: int = setting(10000, minimum=0, help="the critic's gradient steps per iteration")
     batch_size: int = setting(256, minimum=1, help="transitions per gradient step")
     threads: int = setting(2, minimum=1, help="torch threads for training")
+    demo_share: float = setting(
+        0.0,
+        minimum=0,
+        help="share of each policy batch drawn from the demonstrations, below 1 (0: uniform over its data)",
+    )
     overlap: bool = setting(
         True, help="train critic and policy side by side on separate threads when independent"
     )
@@ -355,6 +360,8 @@ def validate(config: RunConfig) -> None:
             raise BorlError("safe selection (extraction.safety_k) takes temperature 0")
         if config.critic.num_critics < 2:
             raise BorlError("safe selection (extraction.safety_k) needs critic.num_critics of at least 2")
+    if config.train.demo_share >= 1:
+        raise BorlError("train.demo_share must be below 1 (the rest of each batch is the other data)")
     if config.gaussian.log_std_min >= config.gaussian.log_std_max:
         raise BorlError("gaussian.log_std_min must be below gaussian.log_std_max")
     _validate_axes(config)

@@ -34,7 +34,8 @@ from borl.logger import Logger
 @dataclass
 class Phase:
     """One network's training: `steps` updates on batches drawn with its own generator (from
-    `indices` when given); flops_per_step balances it against another phase run beside it."""
+    `indices` when given, with a fixed `share` of each batch from `favoured`); flops_per_step balances
+    it against another phase run beside it."""
 
     name: str
     steps: int
@@ -42,6 +43,8 @@ class Phase:
     generator: torch.Generator
     flops_per_step: float
     indices: torch.Tensor | None = None
+    favoured: torch.Tensor | None = None
+    share: float = 0.0
 
 
 class TrainingProgress:
@@ -77,7 +80,8 @@ def _run_steps(
     for step in range(start, stop):
         if cancelled is not None and cancelled.is_set():
             return
-        result = phase.update(data.sample(batch_size, phase.generator, phase.indices))
+        batch = data.sample(batch_size, phase.generator, phase.indices, phase.favoured, phase.share)
+        result = phase.update(batch)
         logged = step % 200 == 0 or step == phase.steps - 1
         progress.record(phase.name, result if logged else None, step)
 
@@ -197,10 +201,12 @@ def train_agent(
             raise BorlError(
                 f"no successful episode to imitate ({config.algorithm} imitates successful ones only)"
             )
-        indices = None if mask.all() else data.subset(mask)
+        indices, demos = _policy_draw(data, episodes, mask, steps.demo_share)
         update = config.extraction.method.policy_update(agent.policy.update, agent.critic, config.extraction)
-        policy_flops = agent.policy.update_flops_per_row() * rows
-        phases.append(Phase("policy", steps.policy_steps, update, generator(1), policy_flops, indices))
+        flops = agent.policy.update_flops_per_row() * rows
+        phases.append(
+            Phase("policy", steps.policy_steps, update, generator(1), flops, indices, demos, steps.demo_share)
+        )
     else:
         agent.keep_policy(frozen)
     if config.uses_critic and config.critic.share_encoder:
@@ -216,6 +222,24 @@ def train_agent(
     if curves is not None:
         curves.extend(sorted(tracker.curves, key=lambda row: (row["phase"], row["step"])))
     return agent, info
+
+
+def _policy_draw(
+    data: TransitionDataset, episodes: Sequence[Episode], mask: np.ndarray, demo_share: float
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The policy's transitions (None: all) and, with a demo share, the demonstrations' apart from
+    them: a fixed share of every batch then comes from D0 however many rollouts join it, so the
+    policy is not left imitating mostly its own drift (RLPD's symmetric sampling). Without any
+    other data (iteration 0) the batches are uniform."""
+    if demo_share == 0:
+        return (None if mask.all() else data.subset(mask)), None
+    is_demo = np.array([e.lineage.source == "demo" for e in episodes])
+    if not is_demo.any():
+        raise BorlError("train.demo_share needs demonstrations in the data, and it has none")
+    others = mask & ~is_demo
+    if not others.any():
+        return data.subset(mask), None
+    return data.subset(others), data.subset(is_demo)
 
 
 def _add_policy_actions(

@@ -76,6 +76,8 @@ def test_set_overrides_nested_keys():
         ("recipe", {"extraction": {"kind": "cem"}}, "unknown extraction 'cem'"),
         ("awr", {"extraction": {"max_weight": 0}}, "max_weight must be positive"),
         ("awr", {"extraction": {"beta": -1}}, "beta must not be negative"),
+        ("il", {"train": {"demo_share": 1.0}}, "demo_share must be below 1"),
+        ("il", {"train": {"demo_share": -0.1}}, "demo_share must not be negative"),
     ],
 )
 def test_bad_values_are_refused(algo, overrides, message):

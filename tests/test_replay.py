@@ -42,6 +42,20 @@ def test_samples_are_the_episodes_transitions(device):
         assert abs(float(batch["returns"][i]) - ret) < 1e-6
 
 
+def test_a_share_of_each_batch_comes_from_the_favoured_transitions():
+    episodes = [make_episode(i, length=4) for i in range(5)]
+    normalizer = Normalizer.fit(np.zeros((2, 4)), np.array([[-1.0, -1.0], [1.0, 1.0]]))
+    data = TransitionDataset(episodes, normalizer)
+    favoured = data.subset(np.array([True, False, False, False, False]))
+    others = data.subset(np.array([False, True, True, True, True]))
+    generator = torch.Generator().manual_seed(0)
+    first = data.tensors["actions"][favoured]
+    for share, count in ((0.5, 32), (0.25, 16), (0.1, 6)):
+        batch = data.sample(64, generator, others, favoured, share)
+        from_first = (batch["actions"][:, None] == first[None]).all(-1).any(-1)
+        assert int(from_first.sum()) == count and len(batch["actions"]) == 64
+
+
 def test_in_place_normalisation_equals_the_copying_one():
     obs = np.random.default_rng(0).normal(3, 2, size=(50, 4)).astype(np.float32)
     normalizer = Normalizer.fit(obs, np.zeros((50, 1), np.float32))

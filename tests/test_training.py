@@ -13,6 +13,7 @@ from borl.config import build_config
 from borl.data.episode import Episode, Lineage
 from borl.data.normalization import Normalizer
 from borl.data.replay import TransitionDataset
+from borl.errors import BorlError
 from borl.train import Phase, TrainingProgress, run_phases, train_agent
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -69,6 +70,23 @@ def test_trained_policy_follows_its_training_set(algo, expected, device):
     mean, _ = agent.policy.distribution(torch.zeros(64, 2, device=device))
     # Normalised actions: +0.8 is 1.0; il's data hold 3 of +1 and 4 of -1, mean -1/7.
     assert abs(mean.mean().item() - expected) < 0.15
+
+
+def test_a_demo_share_draws_that_share_of_each_policy_batch_from_the_demonstrations(device):
+    overrides = {"policy_class": "gaussian", "device": device, **TINY}
+    config = build_config("il", True, {**overrides, "train": {**TINY["train"], "demo_share": 0.5}})
+    agent, _ = train_agent(config, mixed_episodes(), 2, 1, seed=0)
+    mean, _ = agent.policy.distribution(torch.zeros(64, 2, device=device))
+    # Half of each batch is the demonstration's +1; the rest 2 of +1 and 4 of -1: 0.5 - 1/6 = 1/3.
+    assert abs(mean.mean().item() - 1 / 3) < 0.15
+
+
+def test_a_demo_share_without_demonstrations_is_refused():
+    config = build_config(
+        "il", True, {"policy_class": "gaussian", "train": {**TINY["train"], "demo_share": 0.5}}
+    )
+    with pytest.raises(BorlError, match="demo_share needs demonstrations"):
+        train_agent(config, mixed_episodes()[1:], 2, 1, seed=0)
 
 
 def test_an_agent_trained_on_a_device_acts_the_same_from_its_checkpoint_on_the_cpu(device, tmp_path):

@@ -77,13 +77,23 @@ class TransitionDataset:
         return torch.from_numpy(np.flatnonzero(episode_mask[self.episode_of])).to(self.device)
 
     def sample(
-        self, batch_size: int, generator: torch.Generator, indices: torch.Tensor | None = None
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        indices: torch.Tensor | None = None,
+        favoured: torch.Tensor | None = None,
+        share: float = 0.0,
     ) -> dict[str, torch.Tensor]:
-        """A uniform batch of transitions (from `indices` when given): one gather per field."""
-        high = self.size if indices is None else len(indices)
-        picks = torch.randint(high, (batch_size,), generator=generator, device=self.device)
-        if indices is not None:
-            picks = indices[picks]
+        """A uniform batch of transitions (from `indices` when given): one gather per field.
+
+        With `favoured` (transition indices) and a share above 0, round(share * batch_size) of the
+        rows are drawn uniformly from `favoured` and the rest from `indices`, whatever the two sets'
+        sizes (RLPD's symmetric sampling when share is 0.5).
+        """
+        count = 0 if favoured is None else round(share * batch_size)
+        picks = self._uniform(batch_size - count, generator, indices)
+        if count:
+            picks = torch.cat([self._uniform(count, generator, favoured), picks])
         rows = self.obs_rows.index_select(0, picks)
         batch = {k: v.index_select(0, picks) for k, v in self.tensors.items()}
         for key, index in (("obs", rows), ("next_obs", rows + 1)):
@@ -93,6 +103,12 @@ class TransitionDataset:
                 pictures = random_crop(self.images.index_select(0, index), self.crop, generator)
             batch[key] = network_rows(low, pictures)
         return batch
+
+    def _uniform(self, count: int, generator: torch.Generator, indices: torch.Tensor | None) -> torch.Tensor:
+        """`count` transition indices drawn uniformly from `indices` (from all when None)."""
+        high = self.size if indices is None else len(indices)
+        picks = torch.randint(high, (count,), generator=generator, device=self.device)
+        return picks if indices is None else indices[picks]
 
 
 def returns_to_go(rewards: np.ndarray, lengths: np.ndarray, discount: float) -> np.ndarray:

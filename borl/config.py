@@ -32,12 +32,20 @@ class TrainConfig:
     on square's iteration-1 data BC on all data reached 8-10% alone at 3k, 26% at 10k; threading
     and Lift were level (docs/results/normalisation). Equal step counts also keep the two busy
     side by side for the whole of training.
+    The data grow with every iteration while the steps stay fixed, so each network sees its data
+    fewer times: `epochs` keeps a floor on the passes (docs/recipe.md, "Training as the data grow").
     """
 
     policy_steps: int = setting(10000, minimum=0, help="the policy's gradient steps per iteration")
     critic_steps: int = setting(10000, minimum=0, help="the critic's gradient steps per iteration")
     batch_size: int = setting(256, minimum=1, help="transitions per gradient step")
     threads: int = setting(2, minimum=1, help="torch threads for training")
+    epochs: float = setting(
+        0.0,
+        minimum=0,
+        help="the least passes over each network's data per iteration: a network trains "
+        "max(its *_steps, epochs x its transitions / batch_size) steps (0: always its *_steps)",
+    )
     demo_share: float = setting(
         0.0,
         minimum=0,

@@ -43,12 +43,13 @@ class Logger:
         if self.show_progress:
             tqdm.write(text)
 
-    def curves(self, iteration: int, steps_per_iteration: int, rows: Sequence[dict]) -> None:
+    def curves(self, first_step: int, rows: Sequence[dict]) -> None:
         """An iteration's training curves (rows of phase, step and losses), on the axis `train_step`:
-        iteration * steps_per_iteration + step, so every iteration's curve follows the last's."""
+        first_step (the updates of the iterations before) + step, so every iteration's curve follows
+        the last's however many updates each ran."""
         for row in rows:
             values = {f"train/{row['phase']}/{k}": v for k, v in row.items() if k not in ("phase", "step")}
-            self._scalars(values, "train_step", iteration * steps_per_iteration + int(row["step"]))
+            self._scalars(values, "train_step", first_step + int(row["step"]))
 
     def metrics(self, iteration: int, row: dict) -> None:
         """An iteration's metrics row (success rates, timing, selection), on the axis `iteration`."""

@@ -173,7 +173,7 @@ class Run(RunDirectory):
         self.write_curves(iteration, curves)
         agent.save(self.checkpoint(iteration))
         if logger is not None:
-            logger.curves(iteration, max(config.train.critic_steps, config.train.policy_steps), curves)
+            logger.curves(sum(self.training_steps(k) for k in range(iteration)), curves)
         return info
 
     def _selection_stats(self, iteration: int, evals: list[Episode]) -> dict[str, float | str]:

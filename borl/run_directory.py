@@ -138,6 +138,15 @@ class RunDirectory:
         writer.writerows(curves)
         write_atomic(path, buffer.getvalue())
 
+    def training_steps(self, iteration: int) -> int:
+        """The updates of iteration K's longest training phase, from its curves (whose last row per
+        phase is its last step); 0 where it has none."""
+        path = self.curves_file(iteration)
+        if not path.exists():
+            return 0
+        with path.open(newline="") as file:
+            return 1 + max((int(row["step"]) for row in csv.DictReader(file)), default=-1)
+
     def metrics(self) -> list[dict]:
         return [json.loads(self.metrics_file(i).read_text()) for i in self.completed_iterations()]
 

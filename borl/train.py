@@ -11,6 +11,7 @@ FLOP counts, not by timing, so a run is reproducible.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -194,7 +195,8 @@ def train_agent(
     phases = []
     if agent.critic is not None:
         critic_flops = agent.critic.update_flops_per_row() * rows
-        phases.append(Phase("critic", steps.critic_steps, agent.critic.update, generator(0), critic_flops))
+        critic_steps = scaled_steps(steps.critic_steps, data.size, config)
+        phases.append(Phase("critic", critic_steps, agent.critic.update, generator(0), critic_flops))
     if frozen is None:
         mask = config.algorithm_class.policy_episode_mask(episodes)
         if not mask.any():
@@ -204,8 +206,10 @@ def train_agent(
         indices, demos = _policy_draw(data, episodes, mask, steps.demo_share)
         update = config.extraction.method.policy_update(agent.policy.update, agent.critic, config.extraction)
         flops = agent.policy.update_flops_per_row() * rows
+        drawn = sum(len(part) for part in (indices, demos) if part is not None) or data.size
+        policy_steps = scaled_steps(steps.policy_steps, drawn, config)
         phases.append(
-            Phase("policy", steps.policy_steps, update, generator(1), flops, indices, demos, steps.demo_share)
+            Phase("policy", policy_steps, update, generator(1), flops, indices, demos, steps.demo_share)
         )
     else:
         agent.keep_policy(frozen)
@@ -222,6 +226,13 @@ def train_agent(
     if curves is not None:
         curves.extend(sorted(tracker.curves, key=lambda row: (row["phase"], row["step"])))
     return agent, info
+
+
+def scaled_steps(steps: int, transitions: int, config: RunConfig) -> int:
+    """A network's updates this iteration: `steps`, or more where train.epochs passes over its
+    `transitions` at train.batch_size rows an update need more."""
+    train = config.train
+    return max(steps, math.ceil(train.epochs * transitions / train.batch_size))
 
 
 def _policy_draw(

@@ -42,7 +42,7 @@ class Recorder:
 def test_curves_follow_each_other_and_non_numbers_are_dropped():
     recorder = Recorder()
     with Logger(progress=False, outputs=[recorder]) as logger:
-        logger.curves(2, 100, [{"phase": "critic", "step": 10, "q_loss": 0.5}])
+        logger.curves(200, [{"phase": "critic", "step": 10, "q_loss": 0.5}])
         logger.metrics(
             2, {"iteration": 2, "eval_success_rate": float("nan"), "rollouts": 4, "checkpoint": "x"}
         )

@@ -89,6 +89,19 @@ def test_a_demo_share_without_demonstrations_is_refused():
         train_agent(config, mixed_episodes()[1:], 2, 1, seed=0)
 
 
+@pytest.mark.parametrize("epochs, critic_steps, policy_steps", [(0, 5, 5), (4, 28, 12)])
+def test_epochs_raise_each_networks_steps_with_its_own_data(epochs, critic_steps, policy_steps):
+    """With train.epochs the critic passes that often over all 70 transitions and filtered
+    imitation's policy over its 30 (the demonstration and two successes), batches of 10:
+    ceil(4 * 70 / 10) and ceil(4 * 30 / 10) updates; without it, the set 5 each."""
+    train = {**TINY["train"], "policy_steps": 5, "critic_steps": 5, "batch_size": 10, "epochs": epochs}
+    config = build_config("filtered-recipe", True, {**TINY, "policy_class": "gaussian", "train": train})
+    curves: list[dict] = []
+    train_agent(config, mixed_episodes(), 2, 1, seed=0, curves=curves)
+    last_step = {row["phase"]: row["step"] for row in curves}
+    assert last_step == {"critic": critic_steps - 1, "policy": policy_steps - 1}
+
+
 def test_an_agent_trained_on_a_device_acts_the_same_from_its_checkpoint_on_the_cpu(device, tmp_path):
     """Training may run on a GPU while collection workers load its checkpoint on the CPU."""
     config = build_config("recipe", True, {"device": device, **TINY})

@@ -46,10 +46,21 @@ class TrainConfig:
         help="the least passes over each network's data per iteration: a network trains "
         "max(its *_steps, epochs x its transitions / batch_size) steps (0: always its *_steps)",
     )
+    policy_epochs: float | None = setting(
+        None,
+        minimum=0,
+        help="the policy's own floor of passes over its data per iteration (default: epochs)",
+    )
     demo_share: float = setting(
         0.0,
         minimum=0,
         help="share of each policy batch drawn from the demonstrations, below 1 (0: uniform over its data)",
+    )
+    keep_fastest: float = setting(
+        1.0,
+        positive=True,
+        help="filtered algorithms: the share of the successful rollouts the policy imitates, the "
+        "shortest (highest discounted return) first, beside the demonstrations (1: all of them)",
     )
     overlap: bool = setting(
         True, help="train critic and policy side by side on separate threads when independent"
@@ -370,6 +381,13 @@ def validate(config: RunConfig) -> None:
             raise BorlError("safe selection (extraction.safety_k) needs critic.num_critics of at least 2")
     if config.train.demo_share >= 1:
         raise BorlError("train.demo_share must be below 1 (the rest of each batch is the other data)")
+    if config.train.keep_fastest > 1:
+        raise BorlError("train.keep_fastest is a share of the successful rollouts: at most 1")
+    if config.train.keep_fastest < 1 and not config.algorithm_class.imitates_successes_only:
+        raise BorlError(
+            f"train.keep_fastest chooses among successful rollouts, and algorithm '{config.algorithm}' "
+            "imitates all data: use a filtered one (filtered_il, filtered_value)"
+        )
     if config.gaussian.log_std_min >= config.gaussian.log_std_max:
         raise BorlError("gaussian.log_std_min must be below gaussian.log_std_max")
     _validate_axes(config)

@@ -195,10 +195,10 @@ def train_agent(
     phases = []
     if agent.critic is not None:
         critic_flops = agent.critic.update_flops_per_row() * rows
-        critic_steps = scaled_steps(steps.critic_steps, data.size, config)
+        critic_steps = scaled_steps(steps.critic_steps, data.size, steps.epochs, steps.batch_size)
         phases.append(Phase("critic", critic_steps, agent.critic.update, generator(0), critic_flops))
     if frozen is None:
-        mask = config.algorithm_class.policy_episode_mask(episodes)
+        mask = config.algorithm_class.policy_episode_mask(episodes, steps.keep_fastest)
         if not mask.any():
             raise BorlError(
                 f"no successful episode to imitate ({config.algorithm} imitates successful ones only)"
@@ -207,7 +207,8 @@ def train_agent(
         update = config.extraction.method.policy_update(agent.policy.update, agent.critic, config.extraction)
         flops = agent.policy.update_flops_per_row() * rows
         drawn = sum(len(part) for part in (indices, demos) if part is not None) or data.size
-        policy_steps = scaled_steps(steps.policy_steps, drawn, config)
+        policy_epochs = steps.epochs if steps.policy_epochs is None else steps.policy_epochs
+        policy_steps = scaled_steps(steps.policy_steps, drawn, policy_epochs, steps.batch_size)
         phases.append(
             Phase("policy", policy_steps, update, generator(1), flops, indices, demos, steps.demo_share)
         )
@@ -228,11 +229,10 @@ def train_agent(
     return agent, info
 
 
-def scaled_steps(steps: int, transitions: int, config: RunConfig) -> int:
-    """A network's updates this iteration: `steps`, or more where train.epochs passes over its
-    `transitions` at train.batch_size rows an update need more."""
-    train = config.train
-    return max(steps, math.ceil(train.epochs * transitions / train.batch_size))
+def scaled_steps(steps: int, transitions: int, epochs: float, batch_size: int) -> int:
+    """A network's updates this iteration: `steps`, or more where `epochs` passes over its
+    `transitions` at `batch_size` rows an update need more."""
+    return max(steps, math.ceil(epochs * transitions / batch_size))
 
 
 def _policy_draw(

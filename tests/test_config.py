@@ -78,6 +78,9 @@ def test_set_overrides_nested_keys():
         ("awr", {"extraction": {"beta": -1}}, "beta must not be negative"),
         ("il", {"train": {"demo_share": 1.0}}, "demo_share must be below 1"),
         ("il", {"train": {"demo_share": -0.1}}, "demo_share must not be negative"),
+        ("filtered-il", {"train": {"keep_fastest": 0}}, "keep_fastest must be positive"),
+        ("filtered-il", {"train": {"keep_fastest": 1.5}}, "keep_fastest is a share"),
+        ("recipe", {"train": {"keep_fastest": 0.5}}, "use a filtered one"),
     ],
 )
 def test_bad_values_are_refused(algo, overrides, message):

@@ -60,6 +60,35 @@ def test_filtered_il_imitates_only_successful_episodes_and_demos():
     assert len(picked) == 40 and torch.all(picked == 1.0)
 
 
+def test_keep_fastest_imitates_the_demonstrations_and_the_shortest_successes():
+    """Successes of 10, 4, 7 and 4 steps: keeping half keeps the two of 4 (the earlier first at a tie),
+    keeping 0.6 rounds up to three; the demonstration stays however long it is."""
+
+    def timed(steps: int, success: bool, source: str = "rollout", index: int = 0) -> Episode:
+        long = episode(0.8, success, source, index)
+        return Episode(
+            observations=long.observations[: steps + 1],
+            actions=long.actions[:steps],
+            rewards=long.rewards[-steps:],
+            terminated=success,
+            success=success,
+            lineage=long.lineage,
+        )
+
+    episodes = [
+        timed(10, True, "demo"),
+        timed(10, True, index=1),
+        timed(4, True, index=2),
+        timed(3, False, index=3),
+        timed(7, True, index=4),
+        timed(4, True, index=5),
+    ]
+    filtered = ALGORITHMS["filtered_il"]
+    assert filtered.policy_episode_mask(episodes, 0.5).tolist() == [True, False, True, False, False, True]
+    assert filtered.policy_episode_mask(episodes, 0.6).tolist() == [True, False, True, False, True, True]
+    assert filtered.policy_episode_mask(episodes, 1.0).tolist() == [True, True, True, False, True, True]
+
+
 @pytest.mark.parametrize(
     ("algo", "expected"), [("filtered-il", 1.0), ("filtered-recipe", 1.0), ("il", -0.14), ("recipe", -0.14)]
 )
@@ -89,12 +118,22 @@ def test_a_demo_share_without_demonstrations_is_refused():
         train_agent(config, mixed_episodes()[1:], 2, 1, seed=0)
 
 
-@pytest.mark.parametrize("epochs, critic_steps, policy_steps", [(0, 5, 5), (4, 28, 12)])
-def test_epochs_raise_each_networks_steps_with_its_own_data(epochs, critic_steps, policy_steps):
+@pytest.mark.parametrize(
+    "epochs, policy_epochs, critic_steps, policy_steps", [(0, None, 5, 5), (4, None, 28, 12), (4, 10, 28, 30)]
+)
+def test_epochs_raise_each_networks_steps_with_its_own_data(epochs, policy_epochs, critic_steps, policy_steps):
     """With train.epochs the critic passes that often over all 70 transitions and filtered
     imitation's policy over its 30 (the demonstration and two successes), batches of 10:
-    ceil(4 * 70 / 10) and ceil(4 * 30 / 10) updates; without it, the set 5 each."""
-    train = {**TINY["train"], "policy_steps": 5, "critic_steps": 5, "batch_size": 10, "epochs": epochs}
+    ceil(4 * 70 / 10) and ceil(4 * 30 / 10) updates; without it, the set 5 each. train.policy_epochs
+    sets the policy's own floor: ceil(10 * 30 / 10)."""
+    train = {
+        **TINY["train"],
+        "policy_steps": 5,
+        "critic_steps": 5,
+        "batch_size": 10,
+        "epochs": epochs,
+        "policy_epochs": policy_epochs,
+    }
     config = build_config("filtered-recipe", True, {**TINY, "policy_class": "gaussian", "train": train})
     curves: list[dict] = []
     train_agent(config, mixed_episodes(), 2, 1, seed=0, curves=curves)

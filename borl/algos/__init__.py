@@ -14,6 +14,7 @@ validation ask it rather than compare names.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,11 +40,20 @@ class AlgorithmClass:
         it is not `iteration` itself, that iteration trains only the critic."""
         return 0 if self.freezes_policy else iteration
 
-    def policy_episode_mask(self, episodes: Sequence[Episode]) -> np.ndarray:
-        """Which episodes the policy imitates."""
-        if self.imitates_successes_only:
-            return np.array([e.counts_as_success for e in episodes])
-        return np.ones(len(episodes), dtype=bool)
+    def policy_episode_mask(self, episodes: Sequence[Episode], keep_fastest: float = 1.0) -> np.ndarray:
+        """Which episodes the policy imitates. A filtered class with keep_fastest below 1 keeps the
+        demonstrations and that share of the successful rollouts, the shortest first (percentile BC
+        by discounted return: among successes the return is discount ** length), so that rollouts
+        which reached the goal only after fumbling for it are not imitated."""
+        if not self.imitates_successes_only:
+            return np.ones(len(episodes), dtype=bool)
+        mask = np.array([e.counts_as_success for e in episodes])
+        if keep_fastest < 1:
+            rollouts = [i for i, e in enumerate(episodes) if e.success and e.lineage.source != "demo"]
+            by_length = sorted(rollouts, key=lambda i: (len(episodes[i].actions), i))
+            dropped = by_length[math.ceil(keep_fastest * len(by_length)) :]
+            mask[dropped] = False
+        return mask
 
     def check_extraction(self, extraction: Extraction) -> None:
         """Refuse an extraction this algorithm class cannot run, saying what would."""

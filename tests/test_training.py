@@ -121,7 +121,9 @@ def test_a_demo_share_without_demonstrations_is_refused():
 @pytest.mark.parametrize(
     "epochs, policy_epochs, critic_steps, policy_steps", [(0, None, 5, 5), (4, None, 28, 12), (4, 10, 28, 30)]
 )
-def test_epochs_raise_each_networks_steps_with_its_own_data(epochs, policy_epochs, critic_steps, policy_steps):
+def test_epochs_raise_each_networks_steps_with_its_own_data(
+    epochs, policy_epochs, critic_steps, policy_steps
+):
     """With train.epochs the critic passes that often over all 70 transitions and filtered
     imitation's policy over its 30 (the demonstration and two successes), batches of 10:
     ceil(4 * 70 / 10) and ceil(4 * 30 / 10) updates; without it, the set 5 each. train.policy_epochs

@@ -1,8 +1,11 @@
 """Config: presets, overrides, YAML round trip, rejection of bad values."""
 
+from pathlib import Path
+
 import pytest
 
-from borl.config import build_config, load_config, parse_assignments, save_config
+from borl.config import build_config, load_config, parse_assignments, read_config_file, save_config
+from borl.envs.registry import get_task
 from borl.errors import BorlError
 
 
@@ -91,3 +94,14 @@ def test_bad_values_are_refused(algo, overrides, message):
 def test_bad_assignment():
     with pytest.raises(BorlError, match="KEY=VALUE"):
         parse_assignments(["novalue"])
+
+
+TASK_CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", TASK_CONFIGS, ids=[p.stem for p in TASK_CONFIGS])
+def test_each_task_config_names_a_task_and_builds_a_valid_run(path):
+    """configs/TASK.yaml holds the settings docs/recipe.md gives for TASK; `borl run TASK --config` reads it."""
+    get_task(path.stem)
+    config = build_config("recipe", False, read_config_file(path), {"task": path.stem})
+    assert config.uses_critic and config.extraction.kind == "implicit"

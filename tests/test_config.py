@@ -101,7 +101,7 @@ TASK_CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", TASK_CONFIGS, ids=[p.stem for p in TASK_CONFIGS])
 def test_each_task_config_names_a_task_and_builds_a_valid_run(path):
-    """configs/TASK.yaml holds the settings docs/recipe.md gives for TASK; `borl run TASK --config` reads it."""
+    """configs/TASK.yaml holds the settings docs/recipe.md gives for TASK (`borl run TASK --config`)."""
     get_task(path.stem)
     config = build_config("recipe", False, read_config_file(path), {"task": path.stem})
     assert config.uses_critic and config.extraction.kind == "implicit"

@@ -477,7 +477,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
@@ -489,9 +489,9 @@ def summarize(directory: Path, grid: StudyGrid) -> tuple[list[dict[str, Any]], .
     rows = summary_rows(directory, grid)
     table = aggregate(rows)
     paired = paired_rows(directory, grid.points(), grid.iterations)
-    _write_csv(directory / "summary.csv", SUMMARY_COLUMNS, rows)
-    _write_csv(directory / "summary_by_method.csv", BY_METHOD_COLUMNS, table)
-    _write_csv(directory / "summary_paired.csv", PAIRED_COLUMNS, paired)
+    write_csv(directory / "summary.csv", SUMMARY_COLUMNS, rows)
+    write_csv(directory / "summary_by_method.csv", BY_METHOD_COLUMNS, table)
+    write_csv(directory / "summary_paired.csv", PAIRED_COLUMNS, paired)
     return rows, table, paired
 
 

@@ -4,6 +4,8 @@ import csv
 import fcntl
 import math
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +19,8 @@ from borl.data.store import EpisodeStore
 from borl.eval.stats import bootstrap_ci, mean_and_stderr, paired_difference
 from borl.run_directory import METRIC_COLUMNS
 from borl.study_paired import DEPLOYED_VS_ALONE, LAST_VS_FIRST, PAIRED_COLUMNS, PRESET_VS_PRESET
+
+MERGE = Path(__file__).resolve().parents[1] / "scripts" / "merge_studies.py"
 
 
 def _error_line(capsys) -> str:
@@ -301,6 +305,11 @@ def test_quick_study_runs_summarises_draws_and_resumes_at_once(tmp_path, capsys)
     assert (out / "figures" / "fig3_success_vs_iteration_lift.png").stat().st_size > 0
     visitation = out / "figures" / "fig4_visitation_xz_lift.png"
     assert visitation.exists() or f"skipped {visitation.name}" in printed
+    # scripts/merge_studies.py, given this study alone, writes exactly its summaries again.
+    merged = tmp_path / "merged"
+    subprocess.run([sys.executable, str(MERGE), str(out), "--out", str(merged)], check=True, timeout=120)
+    for name in ("summary.csv", "summary_by_method.csv", "summary_paired.csv"):
+        assert (merged / name).read_text() == (out / name).read_text()
 
     log = out / "logs" / "lift_recipe_M4_ou0_seed0.log"
     before = (log.read_text(), (run / "metrics.csv").stat().st_mtime_ns)

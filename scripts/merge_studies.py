@@ -56,6 +56,8 @@ def _grid(directory: Path) -> dict[str, Any]:
         grid = yaml.safe_load((directory / STUDY_FILE).read_text())
     except OSError as error:
         raise BorlError(f"{directory} is not a study directory: {error.strerror}") from None
+    except yaml.YAMLError:
+        raise BorlError(f"{directory / STUDY_FILE} is not valid YAML") from None
     if not isinstance(grid, dict) or "seeds" not in grid:
         raise BorlError(f"{directory / STUDY_FILE} is not a study grid")
     return grid
@@ -64,10 +66,10 @@ def _grid(directory: Path) -> dict[str, Any]:
 def merge(studies: list[Path], out: Path) -> list[dict[str, Any]]:
     """Write DIR's merged summaries and figures; returns the over-seeds table."""
     grids = [_grid(study) for study in studies]
+    first = {k: v for k, v in grids[0].items() if k != "seeds"}
     seeds: list[int] = []
     for study, grid in zip(studies, grids, strict=True):
         rest = {k: v for k, v in grid.items() if k != "seeds"}
-        first = {k: v for k, v in grids[0].items() if k != "seeds"}
         if rest != first:
             differ = ", ".join(k for k in sorted(set(rest) | set(first)) if rest.get(k) != first.get(k))
             raise BorlError(f"{study} is another grid than {studies[0]} (differs in: {differ})")

@@ -130,3 +130,19 @@ def test_other_grids_and_repeated_seeds_are_refused_in_one_line(tmp_path, grid, 
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and message in done.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_a_study_that_cannot_be_read_is_one_line(tmp_path):
+    good = _study(tmp_path / "a", [0], _summary(0, (0.5, 0.6)), [])
+    broken = tmp_path / "b"
+    broken.mkdir()
+    (broken / "study.yaml").write_text("seeds: [1\n")
+    for other, message in ((broken, "is not valid YAML"), (tmp_path / "missing", "is not a study directory")):
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), str(good), str(other), "--out", str(tmp_path / "m")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
+    assert not (tmp_path / "m").exists()

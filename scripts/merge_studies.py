@@ -49,6 +49,8 @@ def _read_csv(path: Path, types: dict[str, type]) -> list[dict[str, Any]]:
             ]
     except OSError as error:
         raise BorlError(f"cannot read {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise BorlError(f"{path} is not a study summary: {error}") from None
 
 
 def _grid(directory: Path) -> dict[str, Any]:

@@ -137,7 +137,14 @@ def test_a_study_that_cannot_be_read_is_one_line(tmp_path):
     broken = tmp_path / "b"
     broken.mkdir()
     (broken / "study.yaml").write_text("seeds: [1\n")
-    for other, message in ((broken, "is not valid YAML"), (tmp_path / "missing", "is not a study directory")):
+    garbled = _study(tmp_path / "c", [2], _summary(2, (0.5, 0.6)), [])
+    (garbled / "summary.csv").write_text((garbled / "summary.csv").read_text().replace(",0.5,", ",half,"))
+    cases = (
+        (broken, "is not valid YAML"),
+        (tmp_path / "missing", "is not a study directory"),
+        (garbled, "is not a study summary"),
+    )
+    for other, message in cases:
         done = subprocess.run(
             [sys.executable, str(SCRIPT), str(good), str(other), "--out", str(tmp_path / "m")],
             capture_output=True,

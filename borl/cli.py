@@ -175,6 +175,12 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("--workers", type=int, help="collection processes per run")
     study.add_argument("--quick", action="store_true", help="every run in quick mode")
     study.add_argument(
+        "--config",
+        type=Path,
+        help="a YAML file of config keys for every run (e.g. configs/square.yaml), before --set; its "
+        "algorithm names the study's preset unless --algos names them",
+    )
+    study.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides for every run"
     )
     study.add_argument(

@@ -11,8 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from borl.config import (
+    AXIS_KEYS,
+    PRESETS,
     axes_name,
     build_config,
+    config_file_assignments,
     merge,
     parse_assignments,
     parse_settings,
@@ -295,7 +298,7 @@ def study(args: argparse.Namespace) -> int:
 
     if args.resume:
         given = [f"--{name.replace('_', '-')}" for name in _GRID_FLAGS if getattr(args, name) is not None]
-        given += ["--quick"] * args.quick + ["--set"] * bool(args.set)
+        given += ["--quick"] * args.quick + ["--set"] * bool(args.set) + ["--config"] * bool(args.config)
         if given:
             raise BorlError(f"--resume takes the grid from {args.resume}/study.yaml: drop {', '.join(given)}")
         directory = args.resume
@@ -304,11 +307,12 @@ def study(args: argparse.Namespace) -> int:
         raise BorlError("borl study needs --out DIR (a new study, or the same command again to resume it)")
     else:
         directory = args.out
+        algos, overrides = study_settings(args)
         grid = studies.open_study(
             directory,
             studies.make_grid(
                 tasks=args.tasks,
-                algos=args.algos,
+                algos=algos,
                 seeds=args.seeds,
                 iterations=args.iterations,
                 rollouts=args.rollouts,
@@ -316,7 +320,7 @@ def study(args: argparse.Namespace) -> int:
                 ou_sigma=args.ou_sigma,
                 quick=args.quick,
                 workers=args.workers,
-                overrides=args.set,
+                overrides=overrides,
             ),
         )
     if args.backend == "ray":
@@ -340,6 +344,33 @@ def study(args: argparse.Namespace) -> int:
             f"`borl study --resume {directory}` retries them"
         )
     return 0
+
+
+def study_settings(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """The presets and the `--set` overrides of a new study: a --config file's keys first, then --set.
+
+    A config's axes (algorithm, policy class, extraction) name one preset: the study's, unless
+    --algos names the presets, whose axes then replace the file's."""
+    if args.config is None:
+        return args.algos, list(args.set)
+    from borl.study import GRID_KEYS
+
+    from_file = config_file_assignments(args.config)
+    for name in from_file:
+        if name in GRID_KEYS and name not in AXIS_KEYS:
+            raise BorlError(
+                f"{args.config} sets {name}: the study sets it for each run (use {GRID_KEYS[name]})"
+            )
+    axes = [name for name in AXIS_KEYS if name in from_file]
+    algos = args.algos
+    if axes and algos is None:
+        algos = axes_name(build_config("recipe", False, read_config_file(args.config)))
+        if algos not in PRESETS:
+            raise BorlError(f"{args.config}: its axes ({algos}) are no preset: name the presets with --algos")
+    elif axes:
+        console.print(f"{args.config}: {', '.join(axes)} left to each preset of --algos")
+    settings = [f"{name}={text}" for name, text in from_file.items() if name not in AXIS_KEYS]
+    return algos, settings + list(args.set)
 
 
 def _study_report(directory: Path, grid) -> None:

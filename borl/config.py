@@ -18,7 +18,7 @@ from borl.files import write_atomic
 from borl.logger import check_outputs
 from borl.policies import POLICIES, DiffusionConfig, GaussianConfig
 from borl.policies.vision import EncoderConfig
-from borl.settings import check_limits, keys, nest, setting, union_members
+from borl.settings import check_limits, flatten, keys, nest, setting, union_members
 
 
 @dataclass
@@ -430,6 +430,19 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BorlError(f"config {path} is not a mapping")
     return data
+
+
+# The keys that place a run on the study's three axes: a preset sets all three.
+AXIS_KEYS = ("policy_class", "algorithm", "extraction.kind")
+
+
+def config_file_assignments(path: Path) -> dict[str, str]:
+    """A config file's keys as `--set` texts, {dotted key: text}, each read back to the file's value
+    (a study keeps its settings so in study.yaml); unknown keys and bad values are one BorlError."""
+    data = read_config_file(path)
+    merge(RunConfig(), data)
+    known = {key.name: key for key in keys(RunConfig())}
+    return {name: known[name].format(value) for name, value in flatten(data).items()}
 
 
 def load_config(path: Path) -> RunConfig:

@@ -68,6 +68,17 @@ class Key:
         except yaml.YAMLError:
             raise BorlError(f"{self.name}: cannot read value '{text}'") from None
 
+    def format(self, value: Any) -> str:
+        """The text that `parse` reads back as `value` (a study keeps its settings as such texts)."""
+        if value is None:
+            return "null"
+        if isinstance(value, str):
+            return value
+        if isinstance(value, tuple | list) and tuple[str, ...] in self.allowed:
+            return ",".join(value)
+        plain = list(value) if isinstance(value, tuple) else value
+        return yaml.safe_dump(plain, default_flow_style=True, width=math.inf).removesuffix("...\n").strip()
+
     @property
     def metavar(self) -> str:
         kinds = [k for k in self.allowed if k is not type(None)]
@@ -110,6 +121,15 @@ def keys(config: Any, prefix: str = "") -> list[Key]:
             )
         )
     return found
+
+
+def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"policy_steps": 5}} -> {"train.policy_steps": 5}: the inverse of `nest`."""
+    flat: dict[str, Any] = {}
+    for name, value in nested.items():
+        dotted = f"{prefix}{name}"
+        flat.update(flatten(value, f"{dotted}.") if isinstance(value, dict) else {dotted: value})
+    return flat
 
 
 def nest(values: dict[str, Any]) -> dict[str, Any]:

@@ -5,9 +5,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from borl.config import build_config, load_config, parse_assignments, read_config_file, save_config
+from borl.cli import _parser
+from borl.commands import study_settings
+from borl.config import (
+    RunConfig,
+    build_config,
+    load_config,
+    merge,
+    parse_assignments,
+    parse_settings,
+    read_config_file,
+    save_config,
+)
 from borl.envs.registry import get_task
 from borl.errors import BorlError
+from borl.settings import keys, nest
+from borl.study import make_grid
 
 
 def test_presets_set_the_axes():
@@ -120,3 +133,41 @@ def test_a_task_config_holds_exactly_the_settings_of_its_study(task):
     measured = build_config(study["algos"][0], False, parse_assignments(learning))
     from_file = build_config("recipe", False, read_config_file(CONFIGS / f"{task}.yaml"))
     assert from_file == measured
+
+
+def test_every_setting_reads_back_from_its_text():
+    """A study keeps a config file's keys as `--set` texts: each value must survive the trip."""
+    values = {key.name: key.default for key in keys(RunConfig())}
+    values.update({"critic.expectile": 1e-05, "extraction.safety_k": None, "train.epochs": 45})
+    known = {key.name: key for key in keys(RunConfig())}
+    texts = {name: known[name].format(value) for name, value in values.items()}
+    assert merge(RunConfig(), parse_settings(texts)) == merge(RunConfig(), nest(values))
+
+
+@pytest.mark.parametrize("task", sorted(MEASURED_BY))
+def test_a_study_from_a_task_config_builds_the_runs_its_study_measured(task, tmp_path):
+    """`borl study --config configs/TASK.yaml --algos ...` runs what the committed study's --set ran."""
+    study = yaml.safe_load((RESULTS / MEASURED_BY[task] / "study.yaml").read_text())
+    measurement = [o for o in study["overrides"] if o.split("=")[0] in MEASUREMENT_KEYS]
+    argv = [
+        "study",
+        "--tasks",
+        task,
+        "--config",
+        str(CONFIGS / f"{task}.yaml"),
+        "--algos",
+        ",".join(study["algos"]),
+    ]
+    argv += [f"--set={o}" for o in measurement] + ["--out", str(tmp_path)]
+    algos, overrides = study_settings(_parser().parse_args(argv))
+    from_config = make_grid(tasks=task, algos=algos, seeds=1, overrides=overrides)
+    measured = make_grid(tasks=task, algos=",".join(study["algos"]), seeds=1, overrides=study["overrides"])
+    for point in measured.points():
+        assert from_config.point_config(point) == measured.point_config(point)
+
+
+def test_a_task_config_alone_names_the_study_preset(tmp_path):
+    args = _parser().parse_args(["study", "--config", str(CONFIGS / "square.yaml"), "--out", str(tmp_path)])
+    algos, overrides = study_settings(args)
+    assert algos == "filtered-recipe" and "algorithm=filtered_value" not in overrides
+    assert "extraction.safety_k=3" in overrides

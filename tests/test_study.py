@@ -242,10 +242,21 @@ def test_grid_layout_and_run_arguments(tmp_path):
         (["--set", "rollouts=3"], "use --rollouts"),
         (["--set", "extraction.kind=awr"], "use --algos"),
         (["--set", "train.policy_steps=-1"], "train.policy_steps must not be negative"),
+        (["--config", "/no/such/config.yaml"], "cannot read config /no/such/config.yaml"),
+        (["--config", "{tmp}/no_preset.yaml"], "its axes (gaussian-il-none) are no preset"),
+        (
+            ["--config", "{tmp}/grid_key.yaml"],
+            "grid_key.yaml sets seed: the study sets it for each run (use --seeds)",
+        ),
     ],
 )
 def test_bad_study_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "study"
+    (tmp_path / "no_preset.yaml").write_text(
+        "policy_class: gaussian\nalgorithm: il\nextraction: {kind: none}\n"
+    )
+    (tmp_path / "grid_key.yaml").write_text("seed: 3\n")  # study configs: the files in tmp_path
+    args = [a.format(tmp=tmp_path) for a in args]
     assert main(["study", "--quick", *args, "--out", str(out)]) == 2
     assert message in _error_line(capsys)
     assert not out.exists()
@@ -259,6 +270,8 @@ def test_bad_study_invocations(tmp_path, capsys):
     studies.open_study(tmp_path, _grid())
     assert main(["study", "--resume", str(tmp_path), "--seeds", "2", "--quick"]) == 2
     assert "drop --seeds, --quick" in _error_line(capsys)
+    assert main(["study", "--resume", str(tmp_path), "--config", "configs/square.yaml"]) == 2
+    assert "drop --config" in _error_line(capsys)
     assert main(["study", "--quick", "--algos", "recipe", "--out", str(tmp_path)]) == 2
     assert "holds another study" in _error_line(capsys)
     with pytest.raises(SystemExit) as exit_info:

@@ -13,9 +13,9 @@ from rich.table import Table
 from borl.config import (
     AXIS_KEYS,
     PRESETS,
+    as_assignments,
     axes_name,
     build_config,
-    config_file_assignments,
     merge,
     parse_assignments,
     parse_settings,
@@ -353,18 +353,12 @@ def study_settings(args: argparse.Namespace) -> tuple[str | None, list[str]]:
     --algos names the presets, whose axes then replace the file's."""
     if args.config is None:
         return args.algos, list(args.set)
-    from borl.study import GRID_KEYS
-
-    from_file = config_file_assignments(args.config)
-    for name in from_file:
-        if name in GRID_KEYS and name not in AXIS_KEYS:
-            raise BorlError(
-                f"{args.config} sets {name}: the study sets it for each run (use {GRID_KEYS[name]})"
-            )
+    data = read_config_file(args.config)
+    from_file = as_assignments(data)
     axes = [name for name in AXIS_KEYS if name in from_file]
     algos = args.algos
     if axes and algos is None:
-        algos = axes_name(build_config("recipe", False, read_config_file(args.config)))
+        algos = axes_name(build_config("recipe", False, data))
         if algos not in PRESETS:
             raise BorlError(f"{args.config}: its axes ({algos}) are no preset: name the presets with --algos")
     elif axes:

@@ -436,10 +436,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
 AXIS_KEYS = ("policy_class", "algorithm", "extraction.kind")
 
 
-def config_file_assignments(path: Path) -> dict[str, str]:
-    """A config file's keys as `--set` texts, {dotted key: text}, each read back to the file's value
-    (a study keeps its settings so in study.yaml); unknown keys and bad values are one BorlError."""
-    data = read_config_file(path)
+def as_assignments(data: dict[str, Any]) -> dict[str, str]:
+    """A config file's (nested) keys as `--set` texts, {dotted key: text}, each read back to the
+    file's value (a study keeps its settings so in study.yaml); unknown keys and bad values are one
+    BorlError."""
     merge(RunConfig(), data)
     known = {key.name: key for key in keys(RunConfig())}
     return {name: known[name].format(value) for name, value in flatten(data).items()}

@@ -79,7 +79,7 @@ BY_METHOD_COLUMNS = [
 ]
 
 # Keys that the grid itself sets for each run, or that would make a run's preset name untrue.
-GRID_KEYS = {
+_GRID_KEYS = {
     "task": "--tasks",
     "algo": "--algos",
     "seed": "--seeds",
@@ -194,8 +194,8 @@ def make_grid(
 
     settings = parse_assignments(list(overrides))
     for key in settings:
-        if key in GRID_KEYS:
-            raise BorlError(f"--set {key}: the study sets it for each run (use {GRID_KEYS[key]})")
+        if key in _GRID_KEYS:
+            raise BorlError(f"{key}: the study sets it for each run (use {_GRID_KEYS[key]})")
     if isinstance(settings.get("extraction"), dict) and "kind" in settings["extraction"]:
         raise BorlError("--set extraction.kind: a study's presets fix the axes (use --algos)")
     presets = parse_list(algos or "recipe", "--algos", str)

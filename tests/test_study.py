@@ -246,7 +246,7 @@ def test_grid_layout_and_run_arguments(tmp_path):
         (["--config", "{tmp}/no_preset.yaml"], "its axes (gaussian-il-none) are no preset"),
         (
             ["--config", "{tmp}/grid_key.yaml"],
-            "grid_key.yaml sets seed: the study sets it for each run (use --seeds)",
+            "seed: the study sets it for each run (use --seeds)",
         ),
     ],
 )

@@ -18,7 +18,7 @@ from borl.files import write_atomic
 from borl.logger import check_outputs
 from borl.policies import POLICIES, DiffusionConfig, GaussianConfig
 from borl.policies.vision import EncoderConfig
-from borl.settings import check_limits, flatten, keys, nest, setting, union_members
+from borl.settings import Key, check_limits, flatten, keys, nest, setting, union_members
 
 
 @dataclass
@@ -357,9 +357,14 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     return parse_settings(values)
 
 
+def config_keys() -> dict[str, Key]:
+    """Every leaf key of a RunConfig by its dotted name."""
+    return {key.name: key for key in keys(RunConfig())}
+
+
 def parse_settings(values: dict[str, str]) -> dict[str, Any]:
     """Nested overrides from {dotted key: text}, each text read as its key's type (Key.parse)."""
-    known = {key.name: key for key in keys(RunConfig())}
+    known = config_keys()
     for name in values:
         if name not in known:
             raise BorlError(f"unknown config key '{name}' (`borl run --help` lists them)")
@@ -441,7 +446,7 @@ def as_assignments(data: dict[str, Any]) -> dict[str, str]:
     file's value (a study keeps its settings so in study.yaml); unknown keys and bad values are one
     BorlError."""
     merge(RunConfig(), data)
-    known = {key.name: key for key in keys(RunConfig())}
+    known = config_keys()
     return {name: known[name].format(value) for name, value in flatten(data).items()}
 
 

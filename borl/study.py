@@ -197,7 +197,7 @@ def make_grid(
         if key in _GRID_KEYS:
             raise BorlError(f"{key}: the study sets it for each run (use {_GRID_KEYS[key]})")
     if isinstance(settings.get("extraction"), dict) and "kind" in settings["extraction"]:
-        raise BorlError("--set extraction.kind: a study's presets fix the axes (use --algos)")
+        raise BorlError("extraction.kind: a study's presets fix the axes (use --algos)")
     presets = parse_list(algos or "recipe", "--algos", str)
     for preset in presets:
         if preset not in PRESETS:

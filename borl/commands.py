@@ -291,6 +291,8 @@ def _mode(alone: bool) -> str:
 
 
 _GRID_FLAGS = ("tasks", "algos", "seeds", "iterations", "rollouts", "eval_episodes", "ou_sigma", "workers")
+# The grid flags a --config file may stand for, each as make_grid takes it (a flag given wins).
+_FILE_GRID_FLAGS = {"rollouts": str, "ou_sigma": str, "iterations": int, "eval_episodes": int, "workers": int}
 
 
 def study(args: argparse.Namespace) -> int:
@@ -307,22 +309,9 @@ def study(args: argparse.Namespace) -> int:
         raise BorlError("borl study needs --out DIR (a new study, or the same command again to resume it)")
     else:
         directory = args.out
-        algos, overrides = study_settings(args)
-        grid = studies.open_study(
-            directory,
-            studies.make_grid(
-                tasks=args.tasks,
-                algos=algos,
-                seeds=args.seeds,
-                iterations=args.iterations,
-                rollouts=args.rollouts,
-                eval_episodes=args.eval_episodes,
-                ou_sigma=args.ou_sigma,
-                quick=args.quick,
-                workers=args.workers,
-                overrides=overrides,
-            ),
-        )
+        flags, overrides = study_settings(args)
+        grid = studies.make_grid(**flags, quick=args.quick, overrides=overrides)
+        grid = studies.open_study(directory, grid)
     if args.backend == "ray":
         import os
 
@@ -346,25 +335,33 @@ def study(args: argparse.Namespace) -> int:
     return 0
 
 
-def study_settings(args: argparse.Namespace) -> tuple[str | None, list[str]]:
-    """The presets and the `--set` overrides of a new study: a --config file's keys first, then --set.
+def study_settings(args: argparse.Namespace) -> tuple[dict, list[str]]:
+    """make_grid's grid flags and `--set` overrides for a new study: a --config file's keys first.
 
-    A config's axes (algorithm, policy class, extraction) name one preset: the study's, unless
-    --algos names the presets, whose axes then replace the file's."""
+    The file's grid keys (rollouts, ou_sigma, iterations, eval_episodes, workers) stand for the
+    flags the command leaves out; its other keys come before --set. A config's axes (algorithm,
+    policy class, extraction) name one preset: the study's, unless --algos names the presets, whose
+    axes then replace the file's."""
+    flags = {name: getattr(args, name) for name in _GRID_FLAGS}
     if args.config is None:
-        return args.algos, list(args.set)
+        return flags, list(args.set)
     data = read_config_file(args.config)
     from_file = as_assignments(data)
     axes = [name for name in AXIS_KEYS if name in from_file]
-    algos = args.algos
-    if axes and algos is None:
-        algos = axes_name(build_config("recipe", False, data))
-        if algos not in PRESETS:
-            raise BorlError(f"{args.config}: its axes ({algos}) are no preset: name the presets with --algos")
+    if axes and args.algos is None:
+        flags["algos"] = axes_name(build_config("recipe", False, data))
+        if flags["algos"] not in PRESETS:
+            raise BorlError(
+                f"{args.config}: its axes ({flags['algos']}) are no preset: name the presets with --algos"
+            )
     elif axes:
         console.print(f"{args.config}: {', '.join(axes)} left to each preset of --algos")
-    settings = [f"{name}={text}" for name, text in from_file.items() if name not in AXIS_KEYS]
-    return algos, settings + list(args.set)
+    for name, parse in _FILE_GRID_FLAGS.items():
+        if name in from_file and flags[name] is None:
+            flags[name] = parse(from_file[name])
+    kept = set(AXIS_KEYS) | set(_FILE_GRID_FLAGS)
+    settings = [f"{name}={text}" for name, text in from_file.items() if name not in kept]
+    return flags, settings + list(args.set)
 
 
 def _study_report(directory: Path, grid) -> None:

@@ -114,7 +114,13 @@ def test_bad_assignment():
 CONFIGS = Path(__file__).parent.parent / "configs"
 RESULTS = Path(__file__).parent.parent / "docs" / "results"
 # Each task config and the committed study that measured its settings.
-MEASURED_BY = {"can": "can_epochs", "pen": "pen_candidate", "square": "square", "threading": "threading"}
+MEASURED_BY = {
+    "can": "can_epochs",
+    "lift": "lift_orderings/noise_seeds012",
+    "pen": "pen_candidate",
+    "square": "square",
+    "threading": "threading",
+}
 # Study overrides that set how a run is measured or how many threads it uses, not what it learns.
 MEASUREMENT_KEYS = ("eval_episodes_between", "train.threads")
 
@@ -131,8 +137,10 @@ def test_a_task_config_holds_exactly_the_settings_of_its_study(task):
     study = yaml.safe_load((RESULTS / MEASURED_BY[task] / "study.yaml").read_text())
     assert task in study["tasks"]
     learning = [o for o in study["overrides"] if o.split("=")[0] not in MEASUREMENT_KEYS]
-    measured = build_config(study["algos"][0], False, parse_assignments(learning))
     from_file = build_config("recipe", False, read_config_file(CONFIGS / f"{task}.yaml"))
+    assert from_file.ou_sigma in study["ou_sigma"]
+    learning.append(f"ou_sigma={from_file.ou_sigma}")
+    measured = build_config(study["algos"][0], False, parse_assignments(learning))
     assert from_file == measured
 
 
@@ -158,17 +166,34 @@ def test_a_study_from_a_task_config_builds_the_runs_its_study_measured(task, tmp
         str(CONFIGS / f"{task}.yaml"),
         "--algos",
         ",".join(study["algos"]),
+        "--seeds",
+        "1",
     ]
     argv += [f"--set={o}" for o in measurement] + ["--out", str(tmp_path)]
-    algos, overrides = study_settings(_parser().parse_args(argv))
-    from_config = make_grid(tasks=task, algos=algos, seeds=1, overrides=overrides)
-    measured = make_grid(tasks=task, algos=",".join(study["algos"]), seeds=1, overrides=study["overrides"])
-    for point in measured.points():
+    flags, overrides = study_settings(_parser().parse_args(argv))
+    from_config = make_grid(**flags, overrides=overrides)
+    noise = ",".join(str(sigma) for sigma in study["ou_sigma"])
+    algos = ",".join(study["algos"])
+    measured = make_grid(tasks=task, algos=algos, seeds=1, ou_sigma=noise, overrides=study["overrides"])
+    assert from_config.points() and set(from_config.points()) <= set(measured.points())
+    for point in from_config.points():
         assert from_config.point_config(point) == measured.point_config(point)
 
 
 def test_a_task_config_alone_names_the_study_preset(tmp_path):
     args = _parser().parse_args(["study", "--config", str(CONFIGS / "square.yaml"), "--out", str(tmp_path)])
-    algos, overrides = study_settings(args)
-    assert algos == "filtered-recipe" and "algorithm=filtered_value" not in overrides
+    flags, overrides = study_settings(args)
+    assert flags["algos"] == "filtered-recipe" and "algorithm=filtered_value" not in overrides
     assert "extraction.safety_k=3" in overrides
+
+
+def test_a_config_files_grid_keys_stand_for_the_flags_left_out(tmp_path):
+    config = tmp_path / "noisy.yaml"
+    config.write_text("ou_sigma: 0.1\nrollouts: 200\ncritic:\n  num_critics: 5\n")
+    flags, overrides = study_settings(_parser().parse_args(["study", "--config", str(config), "--out", "S"]))
+    assert (flags["ou_sigma"], flags["rollouts"]) == ("0.1", "200") and overrides == ["critic.num_critics=5"]
+    grid = make_grid(**flags, overrides=overrides)
+    assert (grid.ou_sigma, grid.rollouts) == ((0.1,), (200,))
+    argv = ["study", "--config", str(config), "--ou-sigma", "0,0.3", "--out", "S"]
+    flags, _ = study_settings(_parser().parse_args(argv))
+    assert (flags["ou_sigma"], flags["rollouts"]) == ("0,0.3", "200")

@@ -116,7 +116,7 @@ RESULTS = Path(__file__).parent.parent / "docs" / "results"
 # Each task config and the committed study that measured its settings.
 MEASURED_BY = {
     "can": "can_epochs",
-    "lift": "lift_orderings/noise_seeds012",
+    "lift": "lift_noise",
     "pen": "pen_candidate",
     "square": "square",
     "threading": "threading",

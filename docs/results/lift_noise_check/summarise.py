@@ -5,13 +5,7 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
-
-
-def paired(x: list[int], y: list[int]) -> tuple[float, float]:
-    """Mean of y − x and its paired standard error."""
-    d = np.asarray(y, float) - np.asarray(x, float)
-    return d.mean(), d.std(ddof=1) / math.sqrt(len(d))
+from borl.eval.stats import paired_difference as paired
 
 
 def pooled(pairs: list[tuple[float, float]]) -> str:

@@ -89,6 +89,12 @@ class ExtractionConfig:
     candidate is the policy's own sample, and another acts only where the Q ensemble's lower
     confidence bound (mean - safety_k * std over members) of its advantage over that sample
     exceeds safety_margin. None is the study's plain argmax of the min Q.
+
+    gate_episodes: when above 0, an agent that would act with implicit extraction first acts that
+    many episodes with it and as many with the policy alone, on start states of their own (neither
+    the rollouts' nor the evaluation's), and extracts, in its rollouts and as deployed, only if it
+    succeeded at least as often with it; otherwise it acts with the policy's own sample. 0 (the
+    study's recipe) deploys extraction unchecked.
     """
 
     kind: str = setting(
@@ -112,6 +118,12 @@ class ExtractionConfig:
     )
     safety_margin: float = setting(
         0.0, minimum=0, help="safe selection: the lower confidence bound a candidate must exceed"
+    )
+    gate_episodes: int = setting(
+        0,
+        minimum=0,
+        help="paired episodes with and without implicit extraction on start states of their own before "
+        "an agent deploys it; it extracts only if no worse on them (0: no check)",
     )
 
     @property

@@ -20,6 +20,7 @@ from borl.agent import Agent, check_observation
 from borl.critics import CRITICS
 from borl.data.episode import Episode, Lineage
 from borl.data.store import EpisodeStore
+from borl.errors import BorlError
 from borl.eval.stats import success_rate
 from borl.eval.video import write_episode_videos
 from borl.files import write_atomic
@@ -30,6 +31,8 @@ from borl.rollout.demos import collect_demos
 from borl.run_directory import RunDirectory, checkpoint_name
 from borl.train import train_agent
 
+# The evaluation store's sources of the gate's episodes: with extraction, and with the policy alone.
+GATE_SOURCES = ("gate", "gate_plain")
 # States of the deployed evaluation on which selection's use of the critic is measured each iteration.
 SELECTION_STATES = 1024
 
@@ -110,6 +113,10 @@ class Run(RunDirectory):
             record("train_seconds", info["train_seconds"])
             timing["transitions"] = info["transitions"]
             write_atomic(timing_file, json.dumps(timing))
+        if self._gated(iteration):
+            start = time.perf_counter()
+            self._gate(iteration, collector, logger)
+            record("gate_seconds", time.perf_counter() - start)
         start = time.perf_counter()
         evals = self._evaluate(iteration, collector, logger)
         record("eval_seconds", time.perf_counter() - start)
@@ -132,6 +139,8 @@ class Run(RunDirectory):
             "train_seconds": round(timing.get("train_seconds", 0.0), 2),
             "collect_seconds": round(timing.get("collect_seconds", 0.0), 2),
             "eval_seconds": round(timing.get("eval_seconds", 0.0), 2),
+            "gate_seconds": round(timing.get("gate_seconds", 0.0), 2),
+            **self._gate_row(iteration),
             **self._selection_stats(iteration, evals["eval"]),
         }
         self.record_metrics(iteration, row)
@@ -176,11 +185,64 @@ class Run(RunDirectory):
             logger.curves(sum(self.training_steps(k) for k in range(iteration)), curves)
         return info
 
+    def extracts(self, iteration: int) -> bool:
+        """Whether iteration `iteration`'s agent acts with implicit extraction, in its rollouts and as
+        deployed: from extraction.from_iteration on and, with extraction.gate_episodes, only where it
+        succeeded at least as often with extraction as without on the gate's episodes."""
+        if not self.config.extraction.extracts_at(iteration):
+            return False
+        if not self._gated(iteration):
+            return True
+        with_extraction, alone = self.gate_outcomes(iteration)
+        count = self.config.extraction.gate_episodes
+        if len(with_extraction) < count or len(alone) < count:
+            raise BorlError(f"iteration {iteration}'s gate has not finished: resume the run")
+        return sum(with_extraction) >= sum(alone)
+
+    def _gated(self, iteration: int) -> bool:
+        return self.config.extraction.gate_episodes > 0 and self.config.extraction.extracts_at(iteration)
+
+    def gate_outcomes(self, iteration: int) -> tuple[list[bool], list[bool]]:
+        """The gate's successes of iteration `iteration`'s agent with and without extraction, paired by
+        start state (as many as have run)."""
+        with_extraction = self.evals.outcomes(iteration, GATE_SOURCES[0])
+        alone = self.evals.outcomes(iteration, GATE_SOURCES[1])
+        shared = sorted(with_extraction.keys() & alone.keys())
+        return [with_extraction[i] for i in shared], [alone[i] for i in shared]
+
+    def _gate(self, iteration: int, collector: Collector, logger: Logger) -> None:
+        """Act extraction.gate_episodes episodes with and without extraction on the gate's own start
+        states (stream "gate", this iteration), for `extracts` to decide on."""
+        count, starts = self.config.extraction.gate_episodes, ("gate", iteration)
+        batches = [
+            Batch(GATE_SOURCES[0], count, True, seed_stream=starts),
+            Batch(GATE_SOURCES[1], count, False, seed_stream=starts),
+        ]
+        self._run_batches(collector, self.evals, iteration, iteration, batches, logger)
+        with_extraction, alone = self.gate_outcomes(iteration)
+        verdict = "acts with extraction" if self.extracts(iteration) else "acts with the policy alone"
+        logger.message(
+            f"iter {iteration} gate: with extraction {sum(with_extraction)}/{count}, "
+            f"policy alone {sum(alone)}/{count}: {verdict}"
+        )
+
+    def _gate_row(self, iteration: int) -> dict[str, float | int | str]:
+        """The metrics row's record of how the agent acted: `extracted` (1/0; empty for an agent that
+        has no implicit extraction) and the gate's success rates (empty without a gate)."""
+        row: dict[str, float | int | str] = {"extracted": "", "gate_deployed": "", "gate_alone": ""}
+        if self.config.extraction.at_rollout:
+            row["extracted"] = int(self.extracts(iteration))
+        if self._gated(iteration):
+            with_extraction, alone = self.gate_outcomes(iteration)
+            row["gate_deployed"] = success_rate(with_extraction)[0]
+            row["gate_alone"] = success_rate(alone)[0]
+        return row
+
     def _selection_stats(self, iteration: int, evals: list[Episode]) -> dict[str, float | str]:
         """On up to SELECTION_STATES states the deployed agent visited: how often implicit extraction
         acts with another candidate than the policy's first sample, by what min-Q margin, and the
         spread of the candidates' Q (empty values when the agent does not extract)."""
-        if not self.config.extraction.extracts_at(iteration) or not evals:
+        if not self.extracts(iteration) or not evals:
             return {"moved_from_first": "", "q_margin": "", "q_spread": ""}
         starts = np.cumsum([0, *(len(e) for e in evals)])
         seed = episode_seed(self.config.seed, "selection", iteration, 0)
@@ -240,7 +302,7 @@ class Run(RunDirectory):
         return {batch.source: store.load(iteration, batch.source) for batch in batches}
 
     def _collect(self, iteration: int, collector: Collector, logger: Logger) -> None:
-        extract = self.config.extraction.extracts_at(iteration - 1)
+        extract = self.extracts(iteration - 1)
         rollouts = Batch("rollout", self.config.rollouts, extract, noise=self.config.ou_sigma)
         self._run_batches(collector, self.data, iteration, iteration - 1, [rollouts], logger)
 
@@ -249,10 +311,10 @@ class Run(RunDirectory):
 
         With implicit extraction, the same checkpoint also acts without it ("plain"): the simpler
         baseline, measured on the same starts in the same run. (AWR and no extraction already act with
-        one plain policy sample, and so does an agent before extraction.from_iteration: its "plain"
-        episodes are its "eval" ones.)
+        one plain policy sample, and so does an agent before extraction.from_iteration or one that
+        failed its gate: its "plain" episodes are its "eval" ones.)
         """
-        extracting = self.config.extraction.extracts_at(iteration)
+        extracting = self.extracts(iteration)
         count, starts = self.config.eval_episodes_at(iteration), ("eval", 0)
         batches = [Batch("eval", count, extracting, seed_stream=starts)]
         if self.config.eval_baseline and extracting:

@@ -6,6 +6,7 @@ seed, the evaluation stream and the episode's index), in every iteration and und
 three differences are paired:
 
     deployed - alone    a preset's deployed agent against its own policy's single sample, per iteration
+                        (0 by construction where the agent acted with its policy alone)
     last - first        a preset's last iteration against its iteration 0, as deployed
     preset - preset     the grid's first preset against each of the others at the last iteration, as
                         deployed (e.g. recipe - filtered-il)
@@ -17,6 +18,7 @@ and `stderr_seeds` the spread of the seeds' differences, NaN with one seed).
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from dataclasses import replace
@@ -60,9 +62,19 @@ class _Outcomes:
         key = (point.relative, iteration, source)
         if key not in self._read:
             run = self.directory / point.relative
-            done = (run / "metrics" / f"{checkpoint_name(iteration)}.json").exists()
-            self._read[key] = EpisodeStore(run / "eval").outcomes(iteration, source) if done else {}
+            metrics = run / "metrics" / f"{checkpoint_name(iteration)}.json"
+            outcomes = EpisodeStore(run / "eval").outcomes(iteration, source) if metrics.exists() else {}
+            if source == "plain" and not outcomes and _acted_alone(metrics):
+                outcomes = self(point, iteration, "eval")
+            self._read[key] = outcomes
         return self._read[key]
+
+
+def _acted_alone(metrics: Path) -> bool:
+    """Whether an iteration's agent (of an extracting preset) acted with its policy alone, before
+    extraction.from_iteration or after failing its gate: its metrics record `extracted` 0, and its
+    deployed episodes are then its plain ones."""
+    return metrics.exists() and json.loads(metrics.read_text()).get("extracted") == 0
 
 
 def _pair(base: dict[int, bool], other: dict[int, bool]) -> tuple[int, float, float] | None:

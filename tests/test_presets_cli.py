@@ -2,13 +2,19 @@
 
 import csv
 import math
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from borl.cli import main
+from borl.config import ExtractionConfig, RunConfig
+from borl.data.episode import Episode, Lineage
 from borl.data.store import EpisodeStore
+from borl.errors import BorlError
+from borl.loop import Run
 
 SMALL = ["--quick", "--quiet", "--workers", "1", "--eval-episodes", "2", "--rollouts", "2"]
 
@@ -120,3 +126,44 @@ def test_a_config_file_sets_keys_that_flags_and_set_then_override(tmp_path, caps
     settings.write_text("- not a mapping\n")
     assert main(["run", "lift", *SMALL, "--config", str(settings), "--out", str(tmp_path / "x")]) == 2
     assert f"config {settings} is not a mapping" in capsys.readouterr().err
+
+
+def test_a_gate_decides_from_paired_episodes_whether_an_agent_extracts(tmp_path):
+    out = tmp_path / "run"
+    args = ["--set", "extraction.gate_episodes=2", "--out", str(out)]
+    assert main(["run", "lift", *SMALL, *args]) == 0
+    run = Run.open(out)
+    evals = EpisodeStore(out / "eval")
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    for iteration, row in enumerate(rows):
+        gate, alone = evals.load(iteration, "gate"), evals.load(iteration, "gate_plain")
+        # Paired starts of the gate's own, none of them an evaluation's.
+        assert [e.lineage.seed for e in gate] == [e.lineage.seed for e in alone] and len(gate) == 2
+        assert not {e.lineage.seed for e in gate} & {e.lineage.seed for e in evals.load(iteration, "eval")}
+        with_extraction, without = run.gate_outcomes(iteration)
+        extracts = sum(with_extraction) >= sum(without)
+        assert run.extracts(iteration) == extracts and row["extracted"] == str(int(extracts))
+        assert float(row["gate_deployed"]) == sum(with_extraction) / 2
+        # An agent that failed its gate is evaluated with its policy alone, like one before from_iteration.
+        assert len(evals.load(iteration, "plain")) == (2 if extracts else 0)
+
+
+def test_an_agent_extracts_only_where_its_gate_passed(tmp_path):
+    config = replace(RunConfig(), extraction=ExtractionConfig(gate_episodes=3, from_iteration=1))
+    run = Run(tmp_path, config)
+    store = run.evals
+    for iteration, (deployed, alone) in enumerate([([0, 0, 0], [1, 1, 1]), ([0, 1, 1], [1, 1, 0])]):
+        for source, outcomes in (("gate", deployed), ("gate_plain", alone)):
+            for index, success in enumerate(outcomes):
+                lineage = Lineage(source, iteration + 1, index, checkpoint="iter_001", seed=index)
+                store.append(
+                    Episode(
+                        np.zeros((2, 3)), np.zeros((1, 2)), np.zeros(1), bool(success), bool(success), lineage
+                    )
+                )
+    assert not run.extracts(0)  # before from_iteration: no gate asked
+    assert not run.extracts(1)  # 0 of 3 with extraction against 3 of 3 alone
+    assert run.extracts(2)  # 2 of 3 each: no worse with it
+    with pytest.raises(BorlError, match="iteration 3's gate has not finished"):
+        run.extracts(3)

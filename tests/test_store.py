@@ -1,5 +1,7 @@
 """The episode store: round trips, refuses duplicates, never shows a partial write."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,12 @@ def test_an_atomic_directory_replaces_the_old_one_whole(tmp_path):
             assert not checkpoint.exists() or (checkpoint / "weights.pt").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["iter_001"]
     assert (checkpoint / "weights.pt").read_text() == "new"
+
+
+def test_a_source_named_like_the_start_of_another_holds_only_its_own_episodes(tmp_path):
+    store = EpisodeStore(tmp_path)
+    store.append(replace(make_episode(0), lineage=Lineage("gate", 1, 0, seed=0)))
+    for index in range(2):
+        store.append(replace(make_episode(index), lineage=Lineage("gate_plain", 1, index, seed=index)))
+    assert store.indices(1, "gate") == {0} and len(store.load(1, "gate_plain")) == 2
+    assert len(store.load(1)) == 3

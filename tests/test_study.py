@@ -2,6 +2,7 @@
 
 import csv
 import fcntl
+import json
 import math
 import os
 import subprocess
@@ -339,3 +340,16 @@ def test_quick_study_runs_summarises_draws_and_resumes_at_once(tmp_path, capsys)
     with open(on_ray / "summary.csv") as f:
         assert list(csv.DictReader(f)) == rows
     assert "finished" in capsys.readouterr().out
+
+
+def test_an_agent_that_acted_alone_counts_as_level_with_its_policy(tmp_path):
+    grid = _grid(algos=("recipe",), seeds=(0,))
+    studies.open_study(tmp_path, grid)
+    run = tmp_path / studies.Point("lift", "recipe", 4, 0.0, 0).relative
+    _write_evals(run, 0, "eval", [0, 1, 1])
+    _write_evals(run, 1, "eval", [1, 1, 0])
+    # Iteration 1's agent failed its gate (or came before extraction.from_iteration): no "plain" episodes.
+    (run / "metrics" / "iter_001.json").write_text(json.dumps({"extracted": 0}))
+    _, _, paired = studies.summarize(tmp_path, grid)
+    rows = [r for r in paired if r["comparison"] == DEPLOYED_VS_ALONE and r["seed"] == 0]
+    assert [(r["iteration"], r["episodes"], r["difference"]) for r in rows] == [(1, 3, 0.0)]

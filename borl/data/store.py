@@ -109,8 +109,9 @@ class EpisodeStore:
     def paths(self, iteration: int | None = None, source: str | None = None) -> list[Path]:
         """Stored episode files in (iteration, source, index) order; temporary files never appear."""
         pattern = f"iter_{iteration:03d}" if iteration is not None else "iter_*"
-        prefix = f"{source}_" if source else ""
-        return sorted(self.root.glob(f"{pattern}/{prefix}*{_SUFFIX}"))
+        paths = sorted(self.root.glob(f"{pattern}/{source or ''}*{_SUFFIX}"))
+        # The source exactly: "gate" must not take "gate_plain"'s episodes.
+        return paths if source is None else [p for p in paths if p.stem.rsplit("_", 1)[0] == source]
 
     def indices(self, iteration: int, source: str) -> set[int]:
         """Indices of the episodes already stored for one batch (what a resumed collection skips)."""

@@ -3,6 +3,7 @@ robot driven against it, recordings ingested and the next iteration trained and 
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import h5py
 import msgpack
 import numpy as np
 import pytest
+import torch
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -357,3 +359,21 @@ def test_drive_keeps_the_control_rate(robot_run, tmp_path):
     with h5py.File(out) as f:
         periods = np.diff(f["data/demo_0/timestamps"][()])
     assert len(periods) == 12 and 0.18 <= np.median(periods) <= 0.3, periods
+
+
+def test_an_agent_before_its_extraction_iteration_acts_with_its_policy_alone(robot_run, tmp_path):
+    """A run set to select from iteration 1 serves iteration 0 as its loop collects with it: one sample."""
+    from borl.robot.policy import ActingEpisode, AgentSource, act_together
+
+    checkpoint = tmp_path / "run" / "checkpoints" / "iter_000"
+    shutil.copytree(robot_run / "checkpoints" / "iter_000", checkpoint)
+    saved = json.loads((checkpoint / "config.json").read_text())
+    saved["extraction"]["from_iteration"] = 1
+    (checkpoint / "config.json").write_text(json.dumps(saved))
+    served = AgentSource(tmp_path / "run").current
+    assert not served.extract and served.describe()["extraction"] == "none"
+    obs = np.random.default_rng(1).standard_normal((1, LIFT.obs_dim)).astype(np.float32)
+    [action] = act_together([ActingEpisode(served, 5, 0.0, 0.15)], list(obs))
+    alone = served.agent.act(obs, [torch.Generator().manual_seed(5)], extract=False)[0]
+    np.testing.assert_allclose(action, np.clip(alone, -1, 1), atol=1e-6)
+    assert AgentSource(robot_run).current.describe()["extraction"] == "implicit"

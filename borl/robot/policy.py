@@ -20,13 +20,15 @@ from borl.rollout.noise import OUNoise
 
 @dataclass(frozen=True)
 class Served:
-    """A loaded checkpoint: the agent, its run, iteration and content id."""
+    """A loaded checkpoint: the agent, its run, iteration and content id, and whether it acts with
+    implicit extraction (not an agent before its extraction.from_iteration)."""
 
     agent: Agent
     run: str
     iteration: int | None
     checkpoint: str
     checkpoint_id: str
+    extract: bool = True
 
     def spec(self) -> RobotSpec:
         task = get_task(self.agent.config.task).spec
@@ -48,8 +50,8 @@ class Served:
             "iteration": self.iteration,
             "checkpoint": self.checkpoint,
             "checkpoint_id": self.checkpoint_id,
-            "extraction": self.agent.extraction.kind if self.agent.extraction.at_rollout else "none",
-            "candidates": self.agent.extraction.candidates if self.agent.extraction.at_rollout else 1,
+            "extraction": self.agent.extraction.kind if self.extract else "none",
+            "candidates": self.agent.extraction.candidates if self.extract else 1,
         }
 
 
@@ -96,7 +98,10 @@ class AgentSource:
     def _load(self, path: Path) -> Served:
         run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
         agent = Agent.load(path, device=self.device)
-        return Served(agent, str(run.resolve()), _iteration_of(path), path.name, checkpoint_id(path))
+        iteration = _iteration_of(path)
+        x = agent.extraction
+        extract = x.at_rollout if iteration is None else x.extracts_at(iteration)
+        return Served(agent, str(run.resolve()), iteration, path.name, checkpoint_id(path), extract)
 
     @property
     def current(self) -> Served:
@@ -170,9 +175,9 @@ def act_together(episodes: list[ActingEpisode], observations: list[np.ndarray]) 
     for row, episode in enumerate(episodes):
         groups.setdefault(id(episode.served.agent), []).append(row)
     for rows in groups.values():
-        agent = episodes[rows[0]].served.agent
+        served = episodes[rows[0]].served
         obs = np.stack([observations[row] for row in rows])
-        chosen = agent.act(obs, [episodes[row].generator for row in rows], extract=True)
+        chosen = served.agent.act(obs, [episodes[row].generator for row in rows], extract=served.extract)
         for row, action in zip(rows, chosen, strict=True):
             episode = episodes[row]
             episode.steps += 1

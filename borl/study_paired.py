@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from borl.data.store import EpisodeStore
-from borl.eval.stats import mean_and_stderr, paired_difference
+from borl.eval.stats import mean_and_stderr, paired_difference, pooled_over_seeds
 from borl.run_directory import checkpoint_name
 from borl.study_point import Point
 
@@ -142,14 +142,14 @@ def pooled_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     pooled = []
     for key, group in groups.items():
         differences = [r["difference"] for r in group]
-        episode_errors = [r["stderr"] ** 2 for r in group]
+        difference, stderr = pooled_over_seeds([(r["difference"], r["stderr"]) for r in group])
         pooled.append(
             {
                 **dict(zip(PAIRED_COLUMNS[:8], key, strict=True)),
                 "seed": "all",
                 "episodes": sum(r["episodes"] for r in group),
-                "difference": sum(differences) / len(group),
-                "stderr": math.sqrt(sum(episode_errors)) / len(group),
+                "difference": difference,
+                "stderr": stderr,
                 "stderr_seeds": mean_and_stderr(differences)[1],
             }
         )

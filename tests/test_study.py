@@ -17,7 +17,7 @@ from borl import study as studies
 from borl.cli import main
 from borl.data.episode import Episode, Lineage
 from borl.data.store import EpisodeStore
-from borl.eval.stats import bootstrap_ci, mean_and_stderr, paired_difference
+from borl.eval.stats import bootstrap_ci, mean_and_stderr, paired_difference, pooled_over_seeds
 from borl.run_directory import METRIC_COLUMNS
 from borl.study_paired import DEPLOYED_VS_ALONE, LAST_VS_FIRST, PAIRED_COLUMNS, PRESET_VS_PRESET
 
@@ -353,3 +353,8 @@ def test_an_agent_that_acted_alone_counts_as_level_with_its_policy(tmp_path):
     _, _, paired = studies.summarize(tmp_path, grid)
     rows = [r for r in paired if r["comparison"] == DEPLOYED_VS_ALONE and r["seed"] == 0]
     assert [(r["iteration"], r["episodes"], r["difference"]) for r in rows] == [(1, 3, 0.0)]
+
+
+def test_pooled_over_seeds_averages_the_differences_and_adds_their_errors_in_quadrature():
+    assert pooled_over_seeds([(0.1, 0.03), (0.3, 0.04)]) == pytest.approx((0.2, 0.025))
+    assert all(math.isnan(v) for v in pooled_over_seeds([]))

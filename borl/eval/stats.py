@@ -26,6 +26,15 @@ def paired_difference(first: Sequence[bool], second: Sequence[bool]) -> tuple[fl
     return mean_and_stderr(differences)
 
 
+def pooled_over_seeds(differences: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """Per-seed (difference, paired standard error) pairs -> their mean over seeds and its standard
+    error from the episodes alone, sqrt(sum se^2) / k (each seed's evaluation is independent)."""
+    if not differences:
+        return math.nan, math.nan
+    k = len(differences)
+    return sum(d for d, _ in differences) / k, math.sqrt(sum(se * se for _, se in differences)) / k
+
+
 def mean_and_stderr(values: Sequence[float]) -> tuple[float, float]:
     """Mean of per-seed values and its standard error over seeds (sample std / sqrt(n)).
 

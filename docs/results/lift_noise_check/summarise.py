@@ -1,16 +1,15 @@
 """Summarise check.sh's JSON files: per seed and pooled, noise − no noise (as deployed and alone)
 and as deployed − alone for each, paired on the same starts. Usage: python summarise.py DIR"""
 import json
-import math
 import sys
 from pathlib import Path
 
 from borl.eval.stats import paired_difference as paired
+from borl.eval.stats import pooled_over_seeds
 
 
 def pooled(pairs: list[tuple[float, float]]) -> str:
-    mean = sum(d for d, _ in pairs) / len(pairs)
-    se = math.sqrt(sum(s * s for _, s in pairs)) / len(pairs)
+    mean, se = pooled_over_seeds(pairs)
     return f"{100 * mean:+.1f} ± {100 * se:.1f}"
 
 

@@ -118,7 +118,7 @@ MEASURED_BY = {
     "can": "can_epochs",
     "lift": "lift_noise",
     "pen": "pen_candidate",
-    "square": "square",
+    "square": "square/gate",
     "threading": "threading",
 }
 # Study overrides that set how a run is measured or how many threads it uses, not what it learns.

@@ -117,7 +117,7 @@ RESULTS = Path(__file__).parent.parent / "docs" / "results"
 MEASURED_BY = {
     "can": "can_epochs",
     "lift": "lift_noise",
-    "pen": "pen_candidate",
+    "pen": "pen_gate",
     "square": "square/gate",
     "threading": "threading",
 }

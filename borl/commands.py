@@ -199,14 +199,29 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
     alone = args.no_extraction or not x.at_rollout
     if args.paired and alone:
         raise BorlError("--paired compares acting with and without implicit extraction: drop --no-extraction")
-    modes = {"deployed": True, "policy_alone": False} if args.paired else {_mode(alone): not alone}
+    # As deployed is as the run deployed this agent: alone before from_iteration or where its gate failed.
+    as_run = Run(run.directory, config)
+    extracts = not alone and as_run.extracts(iteration)
+    modes = {"deployed": extracts, "policy_alone": False} if args.paired else {_mode(alone): extracts}
+    if args.paired and not extracts:
+        modes.pop("deployed")  # the same episodes as the policy alone's: acted once, reported twice
     outcomes, kept = _eval_outcomes(run, config, iteration, modes, args.episodes, args.seed, args.video)
+    if args.paired and not extracts:
+        outcomes = {"deployed": outcomes["policy_alone"], **outcomes}
     if args.video:
         _eval_videos(run, iteration, args.seed, kept, quiet=args.json)
     how = f"best of {x.candidates}" + (f", softmax temperature {x.temperature}" if x.temperature > 0 else "")
     if x.safety_k is not None:
         how += f", safe selection k={x.safety_k:g} margin={x.safety_margin:g}"
-    result: dict = {"iteration": iteration, "episodes": args.episodes, "seed": args.seed, "extraction": how}
+    if not alone and not extracts:
+        how = f"as deployed, the policy alone: {_why_alone(as_run, iteration)}"
+    result: dict = {
+        "iteration": iteration,
+        "episodes": args.episodes,
+        "seed": args.seed,
+        "extraction": how,
+        "extracts": extracts,
+    }
     for mode, successes in outcomes.items():
         rate, stderr = success_rate(successes)
         result[mode] = {"success_rate": rate, "stderr": stderr, "successes": [int(s) for s in successes]}
@@ -284,6 +299,17 @@ def _eval_videos(run, iteration: int, seed: int, kept: dict, quiet: bool) -> Non
                 console.print(f"{len(paths)} videos ({mode}) in {directory}")
     finally:
         env.close()
+
+
+def _why_alone(run, iteration: int) -> str:
+    """Why the run deployed iteration `iteration`'s agent without extraction, and how to make it select."""
+    if not run.config.extraction.extracts_at(iteration):
+        why = f"before extraction.from_iteration={run.config.extraction.from_iteration}"
+        override = f"extraction.from_iteration={iteration}"
+    else:
+        selected, alone = (f"{sum(s)}/{len(s)}" for s in run.gate_outcomes(iteration))
+        why, override = f"its gate had {selected} with selection, {alone} alone", "extraction.gate_episodes=0"
+    return f"{why} (--set {override} to select)"
 
 
 def _mode(alone: bool) -> str:

@@ -1,6 +1,7 @@
 """The study's other presets through the real CLI on robosuite Lift, and the axis flags' validation."""
 
 import csv
+import json
 import math
 from dataclasses import replace
 
@@ -12,7 +13,7 @@ import yaml
 from borl.cli import main
 from borl.config import ExtractionConfig, RunConfig
 from borl.data.episode import Episode, Lineage
-from borl.data.store import EpisodeStore
+from borl.data.store import EpisodeStore, decode_episode
 from borl.errors import BorlError
 from borl.loop import Run
 
@@ -128,7 +129,7 @@ def test_a_config_file_sets_keys_that_flags_and_set_then_override(tmp_path, caps
     assert f"config {settings} is not a mapping" in capsys.readouterr().err
 
 
-def test_a_gate_decides_from_paired_episodes_whether_an_agent_extracts(tmp_path):
+def test_a_gate_decides_from_paired_episodes_whether_an_agent_extracts(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["--set", "extraction.gate_episodes=2", "--out", str(out)]
     assert main(["run", "lift", *SMALL, *args]) == 0
@@ -147,6 +148,17 @@ def test_a_gate_decides_from_paired_episodes_whether_an_agent_extracts(tmp_path)
         assert float(row["gate_deployed"]) == sum(with_extraction) / 2
         # An agent that failed its gate is evaluated with its policy alone, like one before from_iteration.
         assert len(evals.load(iteration, "plain")) == (2 if extracts else 0)
+
+    # Had iteration 0's gate gone the other way, `borl eval` would act, as deployed, with the policy alone.
+    for source, success in (("gate", False), ("gate_plain", True)):
+        for path in evals.paths(0, source):
+            episode = decode_episode(path)
+            path.unlink()
+            evals.append(replace(episode, success=success))
+    capsys.readouterr()
+    assert main(["eval", str(out), "--iteration", "0", "--episodes", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert not result["extracts"] and "its gate had 0/2 with selection, 2/2 alone" in result["extraction"]
 
 
 def test_an_agent_extracts_only_where_its_gate_passed(tmp_path):

@@ -416,6 +416,25 @@ def test_a_larger_dataset_says_how_many_episodes_it_used(tmp_path, demo_file, ca
     assert EpisodeStore(out / "data").indices(0, "demo") == {0, 1}
 
 
+def test_eval_acts_as_the_run_deployed_its_agent(tmp_path, demo_file, capsys):
+    import json
+
+    out = tmp_path / "run"
+    args = ["run", "lift", *QUICK, "--dataset", str(demo_file), "--iterations", "0", "--out", str(out)]
+    assert main([*args, "--set", "extraction.from_iteration=1"]) == 0
+    capsys.readouterr()
+    # Iteration 0 was deployed with its policy alone: so is "deployed", and paired it differs by nothing.
+    assert main(["eval", str(out), "--episodes", "2", "--paired", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert not result["extracts"] and "from_iteration" in result["extraction"]
+    assert result["deployed"] == result["policy_alone"] and result["difference"]["mean"] == 0.0
+    assert main(["eval", str(out), "--episodes", "2"]) == 0
+    assert "as deployed, the policy alone: before extraction.from_iteration=1" in capsys.readouterr().out
+    assert main(["eval", str(out), "--episodes", "2", "--json", "--set", "extraction.from_iteration=0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["extracts"] and result["extraction"].startswith("best of")
+
+
 def test_paired_eval_reports_both_and_their_difference(tmp_path, demo_file, capsys):
     import json
 

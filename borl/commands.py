@@ -539,7 +539,7 @@ def bench(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> int:
     from borl.loop import Run
-    from borl.robot.ingest import train_next
+    from borl.robot.ingest import check_without_simulator, train_next
 
     if (args.dir / "config.yaml").exists():
         if args.task or args.dataset:
@@ -553,6 +553,7 @@ def train(args: argparse.Namespace) -> int:
         flags = {"task": args.task, "dataset": str(Path(args.dataset).resolve()), "demos": args.demos}
         config = build_config(args.algo, args.quick, flags, {"iterations": 0}, parse_assignments(args.set))
         _check_task_and_device(config)
+        check_without_simulator(config)
         run = Run.create(args.dir, config)
     with run_logger(run.directory, run.config, progress=not args.quiet) as logger:
         row = train_next(run, logger)

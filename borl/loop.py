@@ -20,7 +20,6 @@ from borl.agent import Agent, check_observation
 from borl.critics import CRITICS
 from borl.data.episode import Episode, Lineage
 from borl.data.store import EpisodeStore
-from borl.errors import BorlError
 from borl.eval.stats import success_rate
 from borl.eval.video import write_episode_videos
 from borl.files import write_atomic
@@ -28,11 +27,9 @@ from borl.logger import Logger
 from borl.pool.ray_actors import ray_session
 from borl.rollout.collector import Collector, EpisodeJob, episode_seed
 from borl.rollout.demos import collect_demos
-from borl.run_directory import RunDirectory, checkpoint_name
+from borl.run_directory import GATE_SOURCES, RunDirectory, checkpoint_name
 from borl.train import train_agent
 
-# The evaluation store's sources of the gate's episodes: with extraction, and with the policy alone.
-GATE_SOURCES = ("gate", "gate_plain")
 # States of the deployed evaluation on which selection's use of the critic is measured each iteration.
 SELECTION_STATES = 1024
 
@@ -113,7 +110,7 @@ class Run(RunDirectory):
             record("train_seconds", info["train_seconds"])
             timing["transitions"] = info["transitions"]
             write_atomic(timing_file, json.dumps(timing))
-        if self._gated(iteration):
+        if self.gated(iteration):
             start = time.perf_counter()
             self._gate(iteration, collector, logger)
             record("gate_seconds", time.perf_counter() - start)
@@ -185,31 +182,6 @@ class Run(RunDirectory):
             logger.curves(sum(self.training_steps(k) for k in range(iteration)), curves)
         return info
 
-    def extracts(self, iteration: int) -> bool:
-        """Whether iteration `iteration`'s agent acts with implicit extraction, in its rollouts and as
-        deployed: from extraction.from_iteration on and, with extraction.gate_episodes, only where it
-        succeeded at least as often with extraction as without on the gate's episodes."""
-        if not self.config.extraction.extracts_at(iteration):
-            return False
-        if not self._gated(iteration):
-            return True
-        with_extraction, alone = self.gate_outcomes(iteration)
-        count = self.config.extraction.gate_episodes
-        if len(with_extraction) < count or len(alone) < count:
-            raise BorlError(f"iteration {iteration}'s gate has not finished: resume the run")
-        return sum(with_extraction) >= sum(alone)
-
-    def _gated(self, iteration: int) -> bool:
-        return self.config.extraction.gate_episodes > 0 and self.config.extraction.extracts_at(iteration)
-
-    def gate_outcomes(self, iteration: int) -> tuple[list[bool], list[bool]]:
-        """The gate's successes of iteration `iteration`'s agent with and without extraction, paired by
-        start state (as many as have run)."""
-        with_extraction = self.evals.outcomes(iteration, GATE_SOURCES[0])
-        alone = self.evals.outcomes(iteration, GATE_SOURCES[1])
-        shared = sorted(with_extraction.keys() & alone.keys())
-        return [with_extraction[i] for i in shared], [alone[i] for i in shared]
-
     def _gate(self, iteration: int, collector: Collector, logger: Logger) -> None:
         """Act extraction.gate_episodes episodes with and without extraction on the gate's own start
         states (stream "gate", this iteration), for `extracts` to decide on."""
@@ -232,7 +204,7 @@ class Run(RunDirectory):
         row: dict[str, float | int | str] = {"extracted": "", "gate_deployed": "", "gate_alone": ""}
         if self.config.extraction.at_rollout:
             row["extracted"] = int(self.extracts(iteration))
-        if self._gated(iteration):
+        if self.gated(iteration):
             with_extraction, alone = self.gate_outcomes(iteration)
             row["gate_deployed"] = success_rate(with_extraction)[0]
             row["gate_alone"] = success_rate(alone)[0]

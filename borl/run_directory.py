@@ -1,5 +1,7 @@
 """A run directory: where a run's config, data, checkpoints, metrics, curves, plots and videos live,
-and the files that record how far it got. It knows nothing of the algorithm (borl/loop.py)."""
+the files that record how far it got, and how each iteration's agent was deployed (with implicit
+extraction or not, as its config and its gate's stored episodes decide). It knows nothing of the
+algorithm (borl/loop.py)."""
 
 from __future__ import annotations
 
@@ -43,6 +45,9 @@ METRIC_COLUMNS = [
     "q_margin",
     "q_spread",
 ]
+
+# The evaluation store's sources of the gate's episodes: with extraction, and with the policy alone.
+GATE_SOURCES = ("gate", "gate_plain")
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -150,6 +155,38 @@ class RunDirectory:
             return 0
         with path.open(newline="") as file:
             return 1 + max((int(row["step"]) for row in csv.DictReader(file)), default=-1)
+
+    def extracts(self, iteration: int) -> bool:
+        """Whether iteration `iteration`'s agent acts with implicit extraction, in its rollouts and as
+        deployed: from extraction.from_iteration on and, with extraction.gate_episodes, only where it
+        succeeded at least as often with extraction as without on the gate's episodes."""
+        if not self.config.extraction.extracts_at(iteration):
+            return False
+        if not self.gated(iteration):
+            return True
+        if self.gate_pending(iteration):
+            raise BorlError(f"iteration {iteration}'s gate has not finished: resume the run")
+        with_extraction, alone = self.gate_outcomes(iteration)
+        return sum(with_extraction) >= sum(alone)
+
+    def gated(self, iteration: int) -> bool:
+        """Whether iteration `iteration`'s agent passes a gate before it deploys extraction."""
+        return self.config.extraction.gate_episodes > 0 and self.config.extraction.extracts_at(iteration)
+
+    def gate_pending(self, iteration: int) -> bool:
+        """Whether iteration `iteration`'s agent has a gate still to finish (it has not deployed yet)."""
+        if not self.gated(iteration):
+            return False
+        ran = min(len(outcomes) for outcomes in self.gate_outcomes(iteration))
+        return ran < self.config.extraction.gate_episodes
+
+    def gate_outcomes(self, iteration: int) -> tuple[list[bool], list[bool]]:
+        """The gate's successes of iteration `iteration`'s agent with and without extraction, paired by
+        start state (as many as have run)."""
+        with_extraction = self.evals.outcomes(iteration, GATE_SOURCES[0])
+        alone = self.evals.outcomes(iteration, GATE_SOURCES[1])
+        shared = sorted(with_extraction.keys() & alone.keys())
+        return [with_extraction[i] for i in shared], [alone[i] for i in shared]
 
     def metrics(self) -> list[dict]:
         return [json.loads(self.metrics_file(i).read_text()) for i in self.completed_iterations()]

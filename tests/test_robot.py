@@ -17,12 +17,16 @@ import msgpack
 import numpy as np
 import pytest
 import torch
+import yaml
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from borl.agent import Agent
 from borl.cli import main
+from borl.data.episode import Episode, Lineage
+from borl.data.store import EpisodeStore
 from borl.envs.registry import get_task
+from borl.errors import BorlError
 from borl.formats.robomimic import demo_attributes, read_robomimic
 from borl.loop import Run
 from borl.robot.protocol import ProtocolError, pack, unpack
@@ -377,3 +381,41 @@ def test_an_agent_before_its_extraction_iteration_acts_with_its_policy_alone(rob
     alone = served.agent.act(obs, [torch.Generator().manual_seed(5)], extract=False)[0]
     np.testing.assert_allclose(action, np.clip(alone, -1, 1), atol=1e-6)
     assert AgentSource(robot_run).current.describe()["extraction"] == "implicit"
+
+
+def test_a_gated_run_serves_its_agent_as_deployed(robot_run, tmp_path):
+    """A run whose gate turned selection off serves its policy alone; one whose gate is still running
+    serves nothing newer."""
+    from borl.robot.policy import AgentSource
+
+    run = tmp_path / "run"
+    shutil.copytree(robot_run / "checkpoints" / "iter_000", run / "checkpoints" / "iter_000")
+    saved = json.loads((run / "checkpoints" / "iter_000" / "config.json").read_text())
+    saved["extraction"]["gate_episodes"] = 2
+    (run / "checkpoints" / "iter_000" / "config.json").write_text(json.dumps(saved))
+    config = yaml.safe_load((robot_run / "config.yaml").read_text())
+    config["extraction"]["gate_episodes"] = 2
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    evals = EpisodeStore(run / "eval")
+
+    def gate(index: int, with_selection: bool, alone: bool) -> None:
+        for source, success in (("gate", with_selection), ("gate_plain", alone)):
+            lineage = Lineage(source, 0, index, checkpoint="iter_000", seed=index)
+            evals.append(Episode(np.zeros((2, 3)), np.zeros((1, 2)), np.zeros(1), success, success, lineage))
+
+    gate(0, False, True)
+    with pytest.raises(BorlError, match="no checkpoint to serve"):
+        AgentSource(run)
+    with pytest.raises(BorlError, match="iteration 0's gate has not finished"):
+        AgentSource(run, iteration=0)
+    gate(1, True, True)  # 1 of 2 with selection, 2 of 2 alone: deployed alone
+    served = AgentSource(run).current
+    assert not served.extract and served.describe()["extraction"] == "none"
+
+
+def test_the_robot_loop_refuses_a_gate_it_has_no_simulator_for(robot_run, tmp_path, capsys):
+    demos = robot_run.parent / "demos.hdf5"
+    new = ["train", str(tmp_path / "run"), "--task", "lift", "--dataset", str(demos), "--quick", "--quiet"]
+    assert main([*new, "--set", "extraction.gate_episodes=2"]) == 2
+    assert "robot loop has none" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

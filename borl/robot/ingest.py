@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from borl.agent import checkpoint_id
-from borl.config import save_config
+from borl.config import RunConfig, save_config
 from borl.data.episode import Episode
 from borl.errors import BorlError
 from borl.eval.stats import success_rate
@@ -114,9 +114,19 @@ def ingest(run: Run, files: list[Path], source: str = "robot") -> IngestReport:
     return IngestReport(iteration, added, skipped, successes)
 
 
+def check_without_simulator(config: RunConfig) -> None:
+    """Raise a BorlError for settings that need a simulator, which the robot loop does not have."""
+    if config.extraction.gate_episodes > 0:
+        raise BorlError(
+            "extraction.gate_episodes acts its episodes in a simulator, and the robot loop has none: "
+            "drop it (or measure with `borl eval` on a simulated run)"
+        )
+
+
 def train_next(run: Run, logger: Logger) -> dict:
     """Train the next iteration on all data (D0 and everything ingested), write its checkpoint and
     its metrics row (no evaluation columns: there is no simulator); returns the row."""
+    check_without_simulator(run.config)
     iteration = next_iteration(run)
     if iteration == 0:
         run.ensure_demos(logger)

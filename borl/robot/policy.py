@@ -16,12 +16,14 @@ from borl.errors import BorlError
 from borl.robot.base import RobotSpec
 from borl.robot.sim import SIM_CONTROL_HZ
 from borl.rollout.noise import OUNoise
+from borl.run_directory import RunDirectory
 
 
 @dataclass(frozen=True)
 class Served:
     """A loaded checkpoint: the agent, its run, iteration and content id, and whether it acts with
-    implicit extraction (not an agent before its extraction.from_iteration)."""
+    implicit extraction as its run deployed it (not before extraction.from_iteration, nor where its
+    gate failed)."""
 
     agent: Agent
     run: str
@@ -81,7 +83,10 @@ class AgentSource:
             raise BorlError(f"{directory} is neither a run directory nor a checkpoint (no checkpoints/)")
         target = self._checkpoint_dir(iteration) if iteration is not None else self._latest()
         if target is None:
-            raise BorlError(f"{directory} has no trained checkpoint yet: `borl train {directory}` first")
+            raise BorlError(
+                f"{directory} has no checkpoint to serve yet: `borl train {directory}` first "
+                "(or, in a run with a gate, let the gate finish)"
+            )
         self._served = self._load(target)
 
     def _checkpoint_dir(self, iteration: int) -> Path:
@@ -91,16 +96,24 @@ class AgentSource:
         return path
 
     def _latest(self) -> Path | None:
+        """The newest deployed checkpoint: trained, and past its gate where the run has one."""
         done = [p for p in (self.directory / "checkpoints").glob("iter_*") if (p / "agent.json").exists()]
         done = [p for p in done if _iteration_of(p) is not None]
+        if (self.directory / "config.yaml").exists():
+            run = RunDirectory.open(self.directory)
+            done = [p for p in done if not run.gate_pending(_iteration_of(p))]
         return max(done, key=_iteration_of) if done else None
 
     def _load(self, path: Path) -> Served:
         run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
         agent = Agent.load(path, device=self.device)
         iteration = _iteration_of(path)
-        x = agent.extraction
-        extract = x.at_rollout if iteration is None else x.extracts_at(iteration)
+        if iteration is None:
+            extract = agent.extraction.at_rollout
+        elif (run / "config.yaml").exists():  # as the run deployed it (from_iteration, its gate)
+            extract = RunDirectory(run, agent.config).extracts(iteration)
+        else:  # a checkpoint outside its run: no gate to read
+            extract = agent.extraction.extracts_at(iteration)
         return Served(agent, str(run.resolve()), iteration, path.name, checkpoint_id(path), extract)
 
     @property

@@ -547,6 +547,7 @@ def train(args: argparse.Namespace) -> int:
                 f"{args.dir} already holds a run: `borl train {args.dir}` trains its next iteration"
             )
         run = Run.open(args.dir)
+        check_without_simulator(run.config)
     else:
         if not (args.task and args.dataset):
             raise BorlError(f"{args.dir} holds no run: start one with --task TASK --dataset DEMOS.hdf5")

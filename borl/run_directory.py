@@ -160,13 +160,12 @@ class RunDirectory:
         """Whether iteration `iteration`'s agent acts with implicit extraction, in its rollouts and as
         deployed: from extraction.from_iteration on and, with extraction.gate_episodes, only where it
         succeeded at least as often with extraction as without on the gate's episodes."""
-        if not self.config.extraction.extracts_at(iteration):
-            return False
         if not self.gated(iteration):
-            return True
-        if self.gate_pending(iteration):
+            return self.config.extraction.extracts_at(iteration)
+        finished = self._finished_gate(iteration)
+        if finished is None:
             raise BorlError(f"iteration {iteration}'s gate has not finished: resume the run")
-        with_extraction, alone = self.gate_outcomes(iteration)
+        with_extraction, alone = finished
         return sum(with_extraction) >= sum(alone)
 
     def gated(self, iteration: int) -> bool:
@@ -175,10 +174,12 @@ class RunDirectory:
 
     def gate_pending(self, iteration: int) -> bool:
         """Whether iteration `iteration`'s agent has a gate still to finish (it has not deployed yet)."""
-        if not self.gated(iteration):
-            return False
-        ran = min(len(outcomes) for outcomes in self.gate_outcomes(iteration))
-        return ran < self.config.extraction.gate_episodes
+        return self.gated(iteration) and self._finished_gate(iteration) is None
+
+    def _finished_gate(self, iteration: int) -> tuple[list[bool], list[bool]] | None:
+        """The gate's outcomes once all its episodes have run; None before."""
+        outcomes = self.gate_outcomes(iteration)
+        return outcomes if min(map(len, outcomes)) >= self.config.extraction.gate_episodes else None
 
     def gate_outcomes(self, iteration: int) -> tuple[list[bool], list[bool]]:
         """The gate's successes of iteration `iteration`'s agent with and without extraction, paired by

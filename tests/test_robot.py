@@ -419,3 +419,11 @@ def test_the_robot_loop_refuses_a_gate_it_has_no_simulator_for(robot_run, tmp_pa
     assert main([*new, "--set", "extraction.gate_episodes=2"]) == 2
     assert "robot loop has none" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+    # A run made elsewhere with a gate, continued by the robot loop: refused before it trains.
+    config = yaml.safe_load((robot_run / "config.yaml").read_text())
+    config["extraction"]["gate_episodes"] = 2
+    (tmp_path / "gated").mkdir()
+    (tmp_path / "gated" / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(tmp_path / "gated"), "--quiet"]) == 2
+    assert "robot loop has none" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "gated").iterdir()) == ["config.yaml"]

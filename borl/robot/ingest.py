@@ -126,7 +126,6 @@ def check_without_simulator(config: RunConfig) -> None:
 def train_next(run: Run, logger: Logger) -> dict:
     """Train the next iteration on all data (D0 and everything ingested), write its checkpoint and
     its metrics row (no evaluation columns: there is no simulator); returns the row."""
-    check_without_simulator(run.config)
     iteration = next_iteration(run)
     if iteration == 0:
         run.ensure_demos(logger)

@@ -111,7 +111,7 @@ class AgentSource:
         if iteration is None:
             extract = agent.extraction.at_rollout
         elif (run / "config.yaml").exists():  # as the run deployed it (from_iteration, its gate)
-            extract = RunDirectory(run, agent.config).extracts(iteration)
+            extract = RunDirectory.open(run).extracts(iteration)
         else:  # a checkpoint outside its run: no gate to read
             extract = agent.extraction.extracts_at(iteration)
         return Served(agent, str(run.resolve()), iteration, path.name, checkpoint_id(path), extract)

@@ -202,9 +202,10 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the subcommand's name
     # As deployed is as the run deployed this agent: alone before from_iteration or where its gate failed.
     as_run = Run(run.directory, config)
     extracts = not alone and as_run.extracts(iteration)
-    modes = {"deployed": extracts, "policy_alone": False} if args.paired else {_mode(alone): extracts}
-    if args.paired and not extracts:
-        modes.pop("deployed")  # the same episodes as the policy alone's: acted once, reported twice
+    if args.paired:  # deployed alone is the policy alone's episodes: acted once, reported twice
+        modes = {"deployed": True, "policy_alone": False} if extracts else {"policy_alone": False}
+    else:
+        modes = {_mode(alone): extracts}
     outcomes, kept = _eval_outcomes(run, config, iteration, modes, args.episodes, args.seed, args.video)
     if args.paired and not extracts:
         outcomes = {"deployed": outcomes["policy_alone"], **outcomes}

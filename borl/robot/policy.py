@@ -98,11 +98,12 @@ class AgentSource:
     def _latest(self) -> Path | None:
         """The newest deployed checkpoint: trained, and past its gate where the run has one."""
         done = [p for p in (self.directory / "checkpoints").glob("iter_*") if (p / "agent.json").exists()]
-        done = [p for p in done if _iteration_of(p) is not None]
-        if (self.directory / "config.yaml").exists():
-            run = RunDirectory.open(self.directory)
-            done = [p for p in done if not run.gate_pending(_iteration_of(p))]
-        return max(done, key=_iteration_of) if done else None
+        done = sorted((p for p in done if _iteration_of(p) is not None), key=_iteration_of, reverse=True)
+        if not done or not (self.directory / "config.yaml").exists():
+            return done[0] if done else None
+        # Newest first, reading a gate's episodes only until one has deployed (--follow asks every reset).
+        run = RunDirectory.open(self.directory)
+        return next((p for p in done if not run.gate_pending(_iteration_of(p))), None)
 
     def _load(self, path: Path) -> Served:
         run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
